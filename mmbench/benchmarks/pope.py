@@ -1,0 +1,93 @@
+"""POPE — object-existence yes/no questions with random, popular and adversarial negatives.
+
+Data: hub `lmms-lab/POPE`, config `Full`, splits random/popular/adversarial (COCO val2014), or
+the official `coco_pope_<split>.json` files (JSON Lines: question_id, image, text, label) plus
+the image folder.  Headline: F1 averaged over the splits present (×100).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from mmbench.benchmarks.base import SINGLE_WORD, Benchmark, GenerationSettings, Record, mean
+from mmbench.benchmarks.loading import first_field, row_image
+from mmbench.benchmarks.textnorm import parse_yes_no_official, parse_yes_no_strict
+
+VERSION = 1
+SPLITS = ("random", "popular", "adversarial")
+
+
+def _split_of(row: dict) -> str:
+    for value in (row.get("category"), row.get("_split"), row.get("split"), row.get("_file")):
+        for split in SPLITS:
+            if value and split in str(value):
+                return split
+    return "random"
+
+
+def record_from_row(row: dict, folder: Path | None) -> Record:
+    question = first_field(row, "question", "text")
+    answer = str(first_field(row, "answer", "label")).strip().lower()
+    split = _split_of(row)
+    qid = first_field(row, "question_id", "id")
+    return Record(
+        id=f"{split}/{qid}",
+        prompt=f"{question}\n{SINGLE_WORD}",
+        image=row_image(first_field(row, "image", "image_path"), folder),
+        reference={"answer": answer, "split": split},
+    )
+
+
+def score(reference: dict, response: str, judge_outputs=None, *, strict: bool = False) -> dict:
+    """Per sample: the parsed prediction ("yes", "no", or None under the strict parse)."""
+    predicted = parse_yes_no_strict(response) if strict else parse_yes_no_official(response)
+    return {"split": reference["split"], "label": reference["answer"], "pred": predicted}
+
+
+def _split_metrics(samples: Sequence[dict]) -> dict[str, float]:
+    tp = sum(s["pred"] == "yes" and s["label"] == "yes" for s in samples)
+    fp = sum(s["pred"] == "yes" and s["label"] == "no" for s in samples)
+    tn = sum(s["pred"] == "no" and s["label"] == "no" for s in samples)
+    fn = sum(s["pred"] == "no" and s["label"] == "yes" for s in samples)
+    n = len(samples)  # unparsed strict answers count in n (as wrong) but in no class
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "accuracy": 100 * (tp + tn) / n,
+        "precision": 100 * precision,
+        "recall": 100 * recall,
+        "f1": 100 * f1,
+        "yes_ratio": 100 * sum(s["pred"] == "yes" for s in samples) / n,
+    }
+
+
+def aggregate(samples: Sequence[dict]) -> dict[str, float]:
+    per_split = {}
+    for split in SPLITS:
+        in_split = [s for s in samples if s["split"] == split]
+        if in_split:
+            per_split[split] = _split_metrics(in_split)
+    metrics: dict[str, float] = {}
+    for key in ("f1", "accuracy", "precision", "recall", "yes_ratio"):
+        metrics[key] = mean([m[key] for m in per_split.values()])
+    for split, values in per_split.items():
+        metrics.update({f"{split}/{key}": value for key, value in values.items()})
+    return metrics
+
+
+BENCHMARK = Benchmark(
+    name="pope",
+    version=VERSION,
+    headline="f1",
+    hub_id="lmms-lab/POPE",
+    hub_config="Full",
+    hub_splits=SPLITS,
+    description="Object existence yes/no (random/popular/adversarial negatives)",
+    generation=GenerationSettings(max_new_tokens=16, short_answer=True),
+    record_from_row=record_from_row,
+    score=score,
+    aggregate=aggregate,
+    reference_keys=("answer", "split"),
+)

@@ -1,0 +1,1 @@
+"""Model adapter, judge client and cache, eval runner, run files."""

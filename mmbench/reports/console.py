@@ -1,0 +1,53 @@
+"""Rich tables for the terminal (the files in reports/ write Markdown/CSV for disk)."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+# Piped output (CI logs, files) gets a wide fixed width instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+def fmt(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def print_metrics(results: dict) -> None:
+    title = f"{results['benchmark']} v{results['version']}  (n={results['n']}, failed={results['n_failed']})"
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in results["metrics"].items():
+        style = "bold" if name == results["headline"] else None
+        table.add_row(Text(name, style=style), fmt(value))
+    console.print(table)
+    if results.get("flagged"):
+        console.print(f"[yellow]warning: {results['flagged']}[/yellow]")
+
+
+def print_benchmark_list(benchmarks) -> None:
+    table = Table(title="mmbench benchmarks")
+    for column in ("id", "headline", "version", "judge", "hub id", "description"):
+        table.add_column(column)
+    for b in benchmarks:
+        judge = ("vision" if b.judge.vision else "text") if b.judge else "—"
+        table.add_row(b.name, b.headline, str(b.version), judge, b.hub_id, b.description)
+    console.print(table)
+
+
+def print_records(benchmark, records) -> None:
+    for record in records:
+        console.rule(f"{benchmark.name} · {record.id}")
+        console.print(Text("prompt:", style="bold"))
+        console.print(Text(record.prompt))
+        image = record.image
+        shown = str(image) if not hasattr(image, "size") else f"<image {image.size[0]}x{image.size[1]}>"
+        console.print(Text(f"image: {shown}"))
+        console.print(Text(f"reference: {record.reference}"))
