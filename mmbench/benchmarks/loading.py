@@ -59,7 +59,9 @@ def find_image(folder: Path, name: str | None) -> Path | None:
     if candidate.is_absolute():
         return candidate if candidate.exists() else None
     base = candidate.name if "://" in name else name
-    for root in (folder, *(folder / d for d in IMAGE_DIR_NAMES)):
+    # The parent too: a data root with one folder per benchmark may keep images beside them.
+    roots = (folder, *(folder / d for d in IMAGE_DIR_NAMES), folder.parent, folder.parent / "images")
+    for root in roots:
         for option in (root / base, root / Path(base).name):
             if option.exists():
                 return option
