@@ -76,6 +76,13 @@ class Vocabulary:
             joined = [w for w in joined if w != "seat"]
         return [self.synonyms[w] for w in joined if w in self.synonyms]
 
+    def canonical(self, name: str) -> str:
+        """An annotation's object name as a category ("men" -> "person"); unknown names stay."""
+        if name in self.synonyms:
+            return self.synonyms[name]
+        found = self.mentions(name)
+        return found[0] if len(found) == 1 else name
+
 
 def vocabulary_from_table(name: str, lines: list[str], extra_phrases: dict[str, str] | None = None) -> Vocabulary:
     synonyms: dict[str, str] = {}

@@ -26,7 +26,7 @@ def record_from_row(row: dict, folder: Path | None) -> Record:
         objects = [o.strip() for o in objects.split(",") if o.strip()]
     vocabulary = row.get("vocabulary", "coco")
     # Ground-truth names go through the same vocabulary so "men" in an annotation is "person".
-    canonical = sorted({get_vocabulary(vocabulary).synonyms.get(o, o) for o in objects})
+    canonical = sorted({get_vocabulary(vocabulary).canonical(o) for o in objects})
     return Record(
         id=str(first_field(row, "id", "question_id", "image_id", "_key")),
         prompt=first_field(row, "prompt", "question", default=DEFAULT_PROMPT),
