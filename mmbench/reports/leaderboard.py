@@ -1,0 +1,231 @@
+"""Leaderboards (Markdown and CSV), detail tables and ablation plots from run files.
+
+Pure functions of the run files: per-sample scores are recomputed from `samples.jsonl` with the
+stored judge outputs (no model, no network) to get bootstrap intervals and paired tests."""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmbench.benchmarks import BENCHMARKS, IDS, get_benchmark
+from mmbench.reports.collect import ModelRun, collect_runs
+from mmbench.reports.stats import Interval, bootstrap_interval, paired_difference
+
+DETAIL_GROUPS = {
+    "POPE splits": ("pope", ["random/f1", "popular/f1", "adversarial/f1", "yes_ratio"]),
+    "MMHal question types": ("mmhal", [f"type/{t}" for t in ("attribute", "adversarial", "comparison", "counting",
+                                                              "relation", "environment", "holistic", "other")]),
+    "MMHal-V question types": ("mmhal_v", [f"type/{t}" for t in ("attribute", "adversarial", "comparison",
+                                                                  "counting", "relation", "environment",
+                                                                  "holistic", "other")]),
+    "MM-Vet capabilities": ("mmvet", [f"cap/{c}" for c in ("rec", "ocr", "know", "gen", "spat", "math")]),
+    "LLaVA-W categories": ("llava_w", ["conv/relative_score", "detail/relative_score", "complex/relative_score"]),
+    "Object recall and CHAIR": ("coco_recall", ["recall", "chair_i", "chair_s"]),
+}
+
+
+def md_cell(value) -> str:
+    """Escape anything that could break a Markdown table: pipes, newlines, HTML."""
+    text = "" if value is None else str(value)
+    text = html.escape(text.replace("\r", " ").replace("\n", " "), quote=False)
+    return text.replace("|", "\\|")
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def per_sample_scores(run: ModelRun, benchmark: str) -> dict[str, dict]:
+    """id -> per-sample score dict, failures dropped; empty when the samples file is absent."""
+    from mmbench.harness.runfiles import read_samples
+
+    path = run.samples_path(benchmark)
+    if not path.exists():
+        return {}
+    bench = get_benchmark(benchmark)
+    strict = run.results.get(benchmark, {}).get("config", {}).get("fingerprint", {}).get("parse") == "strict"
+    scores = {}
+    for sample in read_samples(path):
+        outputs = (sample.get("judge") or {}).get("outputs")
+        options = {"strict": strict} if benchmark == "pope" else {}
+        score = bench.score(sample["reference"], sample["response"], outputs, **options)
+        if not score.get("failed"):
+            scores[sample["id"]] = score
+    return scores
+
+
+@dataclass
+class Cell:
+    value: float | None
+    interval: Interval | None = None
+    delta: float | None = None
+    significant: bool = False
+    n_failed: int = 0
+
+
+@dataclass
+class Row:
+    model: str
+    knob: str
+    value: float | None
+    seed: int | None
+    engine: str
+    cells: dict[str, Cell]
+    runs: list[ModelRun]
+
+
+def _headline(run: ModelRun, benchmark: str) -> float | None:
+    results = run.results.get(benchmark)
+    if not results:
+        return None
+    value = results["metrics"].get(results["headline"])
+    return None if value is None else float(value)
+
+
+def build_rows(runs: list[ModelRun], replicates: int = 1000, aggregate_seeds: bool = False) -> list[Row]:
+    """One row per model (or per grid point with seeds averaged when aggregate_seeds)."""
+    groups: dict[tuple, list[ModelRun]] = {}
+    for run in runs:
+        key = (run.knob, run.value) if aggregate_seeds and run.knob not in ("", "base") else (run.model,)
+        groups.setdefault(key, []).append(run)
+    base = next((r for r in runs if r.is_base), None)
+    base_scores = {b: per_sample_scores(base, b) for b in base.results} if base else {}
+    rows = []
+    for members in groups.values():
+        first = members[0]
+        cells = {}
+        for benchmark in IDS:
+            values = [v for v in (_headline(m, benchmark) for m in members) if v is not None]
+            if not values:
+                cells[benchmark] = Cell(None)
+                continue
+            bench = BENCHMARKS[benchmark]
+            scores = [per_sample_scores(m, benchmark) for m in members if benchmark in m.results]
+            cell = Cell(sum(values) / len(values), n_failed=sum(m.results[benchmark].get("n_failed", 0)
+                                                                 for m in members if benchmark in m.results))
+            if replicates and all(scores):
+                cell.interval = bootstrap_interval([list(s.values()) for s in scores], bench.aggregate,
+                                                   bench.headline, replicates=replicates)
+            if base is not None and not first.is_base and benchmark in base.results:
+                base_value = _headline(base, benchmark)
+                cell.delta = None if base_value is None else cell.value - base_value
+                if replicates and len(members) == 1 and scores and base_scores.get(benchmark):
+                    diff = paired_difference(scores[0], base_scores[benchmark], bench.aggregate, bench.headline,
+                                             replicates=replicates)
+                    cell.significant = bool(diff and (diff.low > 0 or diff.high < 0))
+            cells[benchmark] = cell
+        name = first.model if len(members) == 1 else f"{first.knob}={first.value:g}"
+        seed = first.seed if len(members) == 1 else None
+        rows.append(Row(name, first.knob, first.value, seed, first.engine, cells, members))
+    return rows
+
+
+def leaderboard_frame(rows: list[Row]):
+    """The CSV contract: model, knob, value, seed, then the eight headline metrics."""
+    import pandas as pd
+
+    records = []
+    for row in rows:
+        record = {"model": row.model, "knob": row.knob, "value": row.value, "seed": row.seed}
+        record.update({b: row.cells[b].value for b in IDS})
+        records.append(record)
+    return pd.DataFrame.from_records(records, columns=["model", "knob", "value", "seed", *IDS])
+
+
+def _best(rows: list[Row], benchmark: str) -> float | None:
+    values = [r.cells[benchmark].value for r in rows if r.cells[benchmark].value is not None]
+    return max(values) if values else None
+
+
+def leaderboard_markdown(rows: list[Row], runs: list[ModelRun]) -> str:
+    from tabulate import tabulate
+
+    present = [b for b in IDS if any(r.cells[b].value is not None for r in rows)]
+    show_engine = any(r.engine != "mmbench" for r in rows)
+    headers = ["model", "knob", "value", "seed", *(["engine"] if show_engine else []),
+               *[f"{b} ({BENCHMARKS[b].headline})" for b in present]]
+    table = []
+    for row in rows:
+        line = [md_cell(row.model), md_cell(row.knob), _fmt(row.value, 2) if row.value is not None else "",
+                "" if row.seed is None else str(row.seed), *([md_cell(row.engine)] if show_engine else [])]
+        for benchmark in present:
+            cell = row.cells[benchmark]
+            if cell.value is None:
+                line.append("")
+                continue
+            text = _fmt(cell.value)
+            if cell.value == _best(rows, benchmark):
+                text = f"**{text}**"
+            if cell.delta is not None:
+                text += f" ({cell.delta:+.2f}{'*' if cell.significant else ''})"
+            if cell.interval is not None and math.isfinite(cell.interval.low):
+                text += f" [{cell.interval.low:.1f}, {cell.interval.high:.1f}]"
+            if cell.n_failed:
+                text += f" ⚠{cell.n_failed} failed"
+            line.append(text)
+        table.append(line)
+    parts = ["# Leaderboard", "", tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), "",
+             "Bold: best in column. (±x): difference from the base model; `*`: the paired bootstrap 95% "
+             "interval of that difference excludes 0. [a, b]: bootstrap 95% interval over samples (and seeds).",
+             "", _footer(runs, present)]
+    for title, (benchmark, metrics) in DETAIL_GROUPS.items():
+        detail = _detail_table(rows, benchmark, metrics)
+        if detail:
+            parts += ["", f"## {title}", "", detail]
+    return "\n".join(parts) + "\n"
+
+
+def _footer(runs: list[ModelRun], present: list[str]) -> str:
+    lines = ["## Versions and judges", ""]
+    for benchmark in present:
+        versions = sorted({r.results[benchmark]["version"] for r in runs if benchmark in r.results})
+        judges = sorted({str((r.results[benchmark].get("config", {}).get("judge") or {}).get("model"))
+                         for r in runs if benchmark in r.results} - {"None"})
+        failed = {r.model: r.results[benchmark].get("n_failed", 0) for r in runs
+                  if benchmark in r.results and r.results[benchmark].get("n_failed")}
+        text = f"- `{benchmark}` v{', v'.join(map(str, versions))}"
+        if judges:
+            text += f"; judge {', '.join(md_cell(j) for j in judges)}"
+        if failed:
+            text += "; n_failed " + ", ".join(f"{md_cell(m)}: {n}" for m, n in failed.items())
+        lines.append(text)
+    return "\n".join(lines)
+
+
+def _detail_table(rows: list[Row], benchmark: str, metrics: list[str]) -> str:
+    from tabulate import tabulate
+
+    body = []
+    for row in rows:
+        values = []
+        for metric in metrics:
+            found = [m.results[benchmark]["metrics"].get(metric) for m in row.runs if benchmark in m.results]
+            found = [v for v in found if v is not None]
+            values.append(_fmt(sum(found) / len(found)) if found else "")
+        if any(values):
+            body.append([md_cell(row.model), *values])
+    if not body:
+        return ""
+    return tabulate(body, headers=["model", *metrics], tablefmt="github", disable_numparse=True)
+
+
+def write_report(roots: list[Path], out: Path, replicates: int = 1000) -> dict[str, Path]:
+    """Write leaderboard.md/.csv and one plot per ablation knob; return the paths written."""
+    from mmbench.harness.runfiles import atomic_write_text
+    from mmbench.reports.plots import plot_ablation
+
+    runs = collect_runs(roots)
+    rows = build_rows(runs, replicates=replicates)
+    out = Path(out)
+    written = {"markdown": out / "leaderboard.md", "csv": out / "leaderboard.csv"}
+    atomic_write_text(written["markdown"], leaderboard_markdown(rows, runs))
+    atomic_write_text(written["csv"], leaderboard_frame(rows).to_csv(index=False))
+    for knob in sorted({r.knob for r in runs} - {"", "base"}):
+        points = build_rows([r for r in runs if r.knob == knob], replicates=replicates, aggregate_seeds=True)
+        base_rows = [r for r in rows if r.knob == "base"]
+        written[f"plot_{knob}"] = plot_ablation(knob, points, base_rows[0] if base_rows else None,
+                                                out / f"ablation_{knob}.png")
+    return written

@@ -1,0 +1,103 @@
+"""Reports from hand-made run folders: CSV contract, escaping, bootstrap intervals, plots."""
+
+import csv
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+from mmbench.benchmarks import get_benchmark
+from mmbench.harness.runfiles import atomic_write_json, write_samples
+from mmbench.harness.scoring import build_results, score_samples
+from mmbench.reports.leaderboard import md_cell, write_report
+from mmbench.reports.stats import bootstrap_interval, paired_difference
+
+
+def make_run(root, model, meta, answers):
+    """answers: benchmark -> list of (reference, response)."""
+    folder = root / model
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "model.json", {"model": model, **meta})
+    for name, pairs in answers.items():
+        bench = get_benchmark(name)
+        samples = [{"benchmark": name, "id": f"{name}-{i}", "prompt": "p", "response": resp, "reference": ref}
+                   for i, (ref, resp) in enumerate(pairs)]
+        write_samples(folder / name / "samples.jsonl", samples)
+        per_sample, metrics = score_samples(bench, samples)
+        atomic_write_json(folder / name / "results.json", build_results(bench, per_sample, metrics, {}))
+
+
+def gqa_pairs(n_right, n=20):
+    return [({"answer": "red"}, "red" if i < n_right else "blue") for i in range(n)]
+
+
+def pope_pairs(n_right, n=20):
+    return [({"answer": "yes" if i % 2 else "no", "split": "random"},
+             ("yes" if i % 2 else "no") if i < n_right else ("no" if i % 2 else "yes")) for i in range(n)]
+
+
+def test_report_writes_csv_markdown_and_plot(tmp_path):
+    runs = tmp_path / "runs"
+    make_run(runs, "base", {"knob": "base"}, {"gqa": gqa_pairs(10), "pope": pope_pairs(12)})
+    make_run(runs, "gamma=0-seed1", {"knob": "gamma", "value": 0.0, "seed": 1}, {"gqa": gqa_pairs(20), "pope": pope_pairs(12)})
+    make_run(runs, "gamma=1-seed1", {"knob": "gamma", "value": 1.0, "seed": 1}, {"gqa": gqa_pairs(11), "pope": pope_pairs(18)})
+    written = write_report([runs], tmp_path / "report", replicates=200)
+
+    with open(written["csv"]) as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0].keys()) == ["model", "knob", "value", "seed", "pope", "mmhal", "mmhal_v", "llava_w",
+                                    "textvqa", "gqa", "mmvet", "coco_recall"]
+    assert [r["model"] for r in rows] == ["base", "gamma=0-seed1", "gamma=1-seed1"]
+    assert float(rows[0]["gqa"]) == pytest.approx(50.0) and float(rows[1]["gqa"]) == pytest.approx(100.0)
+    assert rows[0]["mmhal"] == ""  # not run -> empty
+
+    md = written["markdown"].read_text()
+    assert "**100.00** (+50.00*)" in md  # best marked, delta vs base, significant
+    assert "(+5.00)" in md  # 11/20 vs 10/20: not significant -> no star
+    assert "## POPE splits" in md and "`gqa` v1" in md
+    assert written["plot_gamma"].exists() and written["plot_gamma"].stat().st_size > 1000
+
+
+def test_hostile_model_text_is_escaped(tmp_path):
+    assert md_cell("a|b\nc<script>") == "a\\|b c&lt;script&gt;"
+    runs = tmp_path / "runs"
+    make_run(runs, "evil", {"model": "x|y\n<b>z</b>", "knob": ""}, {"gqa": gqa_pairs(5)})
+    md = write_report([runs], tmp_path / "out", replicates=0)["markdown"].read_text()
+    table_lines = [line for line in md.splitlines() if line.startswith("|")]
+    assert all(line.count("|") - line.count("\\|") == table_lines[0].count("|") for line in table_lines[:3])
+    assert "<b>" not in md
+
+
+def test_bootstrap_interval_matches_known_variance():
+    # Bernoulli(0.5) accuracy over n=400: sd of the mean = sqrt(0.25/400) = 2.5 points -> 95% CI ±4.9.
+    rng = random.Random(0)
+    samples = [{"correct": float(rng.random() < 0.5)} for _ in range(400)]
+    aggregate = get_benchmark("gqa").aggregate
+    interval = bootstrap_interval([samples], aggregate, "accuracy", replicates=2000)
+    half_width = (interval.high - interval.low) / 2
+    assert half_width == pytest.approx(1.96 * 2.5, rel=0.15)
+    assert interval.low < interval.estimate < interval.high
+
+
+def test_paired_difference_detects_real_gap_only():
+    aggregate = get_benchmark("gqa").aggregate
+    base = {str(i): {"correct": float(i % 2)} for i in range(200)}
+    same = dict(base)
+    better = {str(i): {"correct": 1.0 if i % 2 or i % 4 == 0 else 0.0} for i in range(200)}
+    assert paired_difference(same, base, aggregate, "accuracy", replicates=300).low == 0.0
+    gap = paired_difference(better, base, aggregate, "accuracy", replicates=300)
+    assert gap.estimate == pytest.approx(25.0) and gap.low > 0
+
+
+def test_report_cli_and_missing_folder(tmp_path):
+    runs = tmp_path / "runs"
+    make_run(runs, "base", {"knob": "base"}, {"gqa": gqa_pairs(3)})
+    ok = subprocess.run([sys.executable, "-m", "mmbench", "report", str(runs), "--out", str(tmp_path / "r"),
+                         "--replicates", "50"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "r" / "leaderboard.csv").exists() and "leaderboard.md" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "mmbench", "report", str(tmp_path / "nope")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "not found" in bad.stderr
