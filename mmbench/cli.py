@@ -14,6 +14,27 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Measure how γ (BDHS) and p (Mixed-DPO) move eight multimodal benchmarks.")
 
 
+# Judge options shared by `score --rejudge` and `eval` (one definition, used by both commands).
+JUDGE_MODEL = typer.Option(None, "--judge-model", help="judge model (default: the benchmark's)")
+JUDGE_BASE_URL = typer.Option(None, "--judge-base-url", help="OpenAI-compatible endpoint: vLLM, Azure, ...")
+JUDGE_API_KEY_ENV = typer.Option("OPENAI_API_KEY", "--judge-api-key-env",
+                                 help="NAME of the variable holding the key (never stored)")
+JUDGE_CONCURRENCY = typer.Option(8, "--judge-concurrency", min=1, help="judge requests in flight")
+JUDGE_CACHE = typer.Option(None, "--judge-cache", help="SQLite file (default ~/.cache/mmbench)")
+NO_JUDGE_CACHE = typer.Option(False, "--no-judge-cache", help="neither read nor write the cache")
+JUDGE_PROMPT = typer.Option(None, "--judge-prompt", help="template replacing the judge prompt")
+JUDGE_RUNS = typer.Option(None, "--judge-runs", min=1, help="judge runs per sample (MM-Vet K)")
+JUDGE_API_VERSION = typer.Option(None, "--judge-api-version", help="Azure OpenAI API version")
+
+
+def _judge_config(model, base_url, api_key_env, concurrency, cache, no_cache, prompt, runs, api_version):
+    from mmbench.harness.judge_client import JudgeConfig
+
+    return JudgeConfig(model=model, base_url=base_url, api_key_env=api_key_env, cache_path=cache,
+                       use_cache=not no_cache, concurrency=concurrency, prompt_file=prompt, runs=runs,
+                       azure_api_version=api_version)
+
+
 @app.command("list")
 def list_benchmarks() -> None:
     """List the eight benchmarks with headline metric, version and hub id."""
@@ -45,22 +66,15 @@ def score(
     strict: bool = typer.Option(False, "--strict", help="POPE: lmms-eval's exact-match yes/no parse"),
     rejudge: bool = typer.Option(False, "--rejudge", help="call the judge again; write new outputs to the "
                                  "samples file next to the results (default: results beside the samples)"),
-    judge_model: Optional[str] = typer.Option(None, "--judge-model",
-                                              help="judge model (default: the benchmark's)"),
-    judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url",
-                                                 help="OpenAI-compatible endpoint: vLLM, Azure, ..."),
-    judge_api_key_env: str = typer.Option("OPENAI_API_KEY", "--judge-api-key-env",
-                                          help="NAME of the variable holding the key (never stored)"),
-    judge_concurrency: int = typer.Option(8, "--judge-concurrency", min=1, help="judge requests in flight"),
-    judge_cache: Optional[Path] = typer.Option(None, "--judge-cache",
-                                               help="SQLite file (default ~/.cache/mmbench)"),
-    no_judge_cache: bool = typer.Option(False, "--no-judge-cache", help="neither read nor write the cache"),
-    judge_prompt: Optional[Path] = typer.Option(None, "--judge-prompt",
-                                                help="template replacing the judge prompt"),
-    judge_runs: Optional[int] = typer.Option(None, "--judge-runs", min=1,
-                                             help="judge runs per sample (MM-Vet K)"),
-    judge_api_version: Optional[str] = typer.Option(None, "--judge-api-version",
-                                                    help="Azure OpenAI API version"),
+    judge_model: Optional[str] = JUDGE_MODEL,
+    judge_base_url: Optional[str] = JUDGE_BASE_URL,
+    judge_api_key_env: str = JUDGE_API_KEY_ENV,
+    judge_concurrency: int = JUDGE_CONCURRENCY,
+    judge_cache: Optional[Path] = JUDGE_CACHE,
+    no_judge_cache: bool = NO_JUDGE_CACHE,
+    judge_prompt: Optional[Path] = JUDGE_PROMPT,
+    judge_runs: Optional[int] = JUDGE_RUNS,
+    judge_api_version: Optional[str] = JUDGE_API_VERSION,
 ) -> None:
     """Score a samples file with the stored judge outputs (no model, data or network), or --rejudge it."""
     from mmbench.benchmarks import get_benchmark
@@ -69,19 +83,148 @@ def score(
     from mmbench.reports.console import print_metrics
 
     if rejudge:
-        from mmbench.harness.judge_client import JudgeConfig
         from mmbench.harness.judge_runner import rejudge_file
 
-        config = JudgeConfig(model=judge_model, base_url=judge_base_url, api_key_env=judge_api_key_env,
-                             cache_path=judge_cache, use_cache=not no_judge_cache,
-                             concurrency=judge_concurrency, prompt_file=judge_prompt, runs=judge_runs,
-                             azure_api_version=judge_api_version)
+        config = _judge_config(judge_model, judge_base_url, judge_api_key_env, judge_concurrency, judge_cache,
+                               no_judge_cache, judge_prompt, judge_runs, judge_api_version)
         print_metrics(rejudge_file(get_benchmark(benchmark), samples, config, out=out))
         return
     results = score_file(get_benchmark(benchmark), samples, strict=strict)
     if out is not None:
         atomic_write_json(out, results)
     print_metrics(results)
+
+
+@app.command("eval")
+def eval_command(
+    ckpt: Optional[str] = typer.Argument(None, help="checkpoint folder or hub id (default: the shipped world base)"),
+    benchmarks: str = typer.Option("all", "--benchmarks", help="'all' or ids, e.g. pope,gqa"),
+    data: Optional[str] = typer.Option(None, "--data", help="world | hub | a hub id | a folder "
+                                       "(default: world for world models, else hub)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="records per benchmark (per POPE split)"),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    out: Path = typer.Option(Path("runs"), "--out", help="run folder root"),
+    name: Optional[str] = typer.Option(None, "--name", help="run name (default: the checkpoint's folder name)"),
+    strict: bool = typer.Option(False, "--strict", help="POPE: lmms-eval's exact-match parse"),
+    dtype: str = typer.Option("auto", "--dtype", help="auto | float32 | bfloat16 | float16"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="run the checkpoint's own code"),
+    judge_model: Optional[str] = JUDGE_MODEL,
+    judge_base_url: Optional[str] = JUDGE_BASE_URL,
+    judge_api_key_env: str = JUDGE_API_KEY_ENV,
+    judge_concurrency: int = JUDGE_CONCURRENCY,
+    judge_cache: Optional[Path] = JUDGE_CACHE,
+    no_judge_cache: bool = NO_JUDGE_CACHE,
+    judge_prompt: Optional[Path] = JUDGE_PROMPT,
+    judge_runs: Optional[int] = JUDGE_RUNS,
+    judge_api_version: Optional[str] = JUDGE_API_VERSION,
+) -> None:
+    """Score a checkpoint on the benchmarks; resumable (rerun the same command to continue)."""
+    from mmbench.benchmarks import resolve_benchmarks
+    from mmbench.harness.eval_api import EvalRequest, run_eval
+    from mmbench.reports.console import print_headlines
+
+    config = _judge_config(judge_model, judge_base_url, judge_api_key_env, judge_concurrency, judge_cache,
+                           no_judge_cache, judge_prompt, judge_runs, judge_api_version)
+    request = EvalRequest(model=ckpt, benchmarks=resolve_benchmarks(benchmarks), data=data, out=out,
+                          limit=limit, batch_size=batch_size, strict_pope=strict, name=name, judge=config,
+                          judge_explicit=bool(judge_model or judge_base_url or judge_prompt), dtype=dtype,
+                          device=device, trust_remote_code=trust_remote_code)
+    results = run_eval(request)
+    if results:
+        print_headlines(results, out)
+
+
+@app.command()
+def ablate(
+    knob: str = typer.Argument(..., help="gamma (BDHS loss mixing) or p (Mixed-DPO offline share)"),
+    values: Optional[str] = typer.Option(None, "--values", help="grid, e.g. 0,0.25,0.5,0.75,1"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="training seeds, e.g. 1,2,3"),
+    base: Optional[str] = typer.Option(None, "--base", help="base checkpoint (default: shipped world base)"),
+    data: Optional[str] = typer.Option(None, "--data", help="preference JSONL (default: the world's set)"),
+    eval_data: Optional[str] = typer.Option(None, "--eval-data", help="benchmark data (default as in eval)"),
+    benchmarks: Optional[str] = typer.Option(None, "--benchmarks", help="'all' or ids"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="training steps per point"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="records per benchmark in every evaluation"),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML or YAML file; options given here win"),
+    out: Optional[str] = typer.Option(None, "--out", help="output folder (default: ablations/<knob>)"),
+    point: Optional[int] = typer.Option(None, "--point", help="run only grid value K (0-based), for array jobs"),
+) -> None:
+    """Train a checkpoint per grid point, evaluate each and the base, write leaderboard and plot."""
+    from mmbench.ablate import resolve_config, run_ablation
+
+    overrides = dict(values=_floats(values, "--values"), seeds=_ints(seeds, "--seeds"), base=base, data=data,
+                     eval_data=eval_data, benchmarks=benchmarks, max_steps=max_steps, limit=limit, out=out,
+                     point=point)
+    run_ablation(resolve_config(knob, config, overrides))
+
+
+def _floats(text: Optional[str], option: str):
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise MmbenchError(f"{option} must be comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: Optional[str], option: str):
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise MmbenchError(f"{option} must be comma-separated integers, got {text!r}") from None
+
+
+def _train_help() -> str:
+    from mmbench.trainers.registry import installed_trainer_names
+
+    return ("Train a checkpoint with a preference trainer. Installed trainers: "
+            + ", ".join(installed_trainer_names()) + ".")
+
+
+@app.command(help=_train_help())
+def train(
+    trainer: str = typer.Argument(..., help="trainer name (dpo, bdhs, mixed-dpo, or an installed plug-in)"),
+    base: Optional[str] = typer.Option(None, "--base", help="base checkpoint folder or hub id (default: shipped world base)"),
+    data: Optional[str] = typer.Option(None, "--data", help="preference JSONL (default: the world's set)"),
+    prompts: Optional[str] = typer.Option(None, "--prompts", help="prompt-only JSONL for online sampling"),
+    out: str = typer.Option("checkpoints/run", "--out", help="checkpoint folder to write"),
+    gamma: float = typer.Option(0.5, "--gamma", help="bdhs: weight of DPO on the external rejected answer"),
+    p: float = typer.Option(0.5, "--p", help="mixed-dpo: probability of the offline pair"),
+    beta: float = typer.Option(0.1, "--beta", help="DPO β"),
+    lr: float = typer.Option(5e-6, "--lr"),
+    max_steps: int = typer.Option(100, "--max-steps"),
+    batch_size: int = typer.Option(8, "--batch-size", help="examples per optimizer step"),
+    grad_accum: int = typer.Option(1, "--grad-accum"),
+    seed: int = typer.Option(0, "--seed"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="use the first N preference rows"),
+    lora: bool = typer.Option(False, "--lora", help="train LoRA adapters (reference = adapters off)"),
+    online_bdhs: bool = typer.Option(False, "--online-bdhs", help="BDHS negatives from the current policy"),
+    rho_th: float = typer.Option(0.99, "--rho-th", help="BDHS image-token masking threshold"),
+    epsilon_s: float = typer.Option(0.97, "--epsilon-s", help="BDHS similarity threshold"),
+    embedder: str = typer.Option("all-MiniLM-L6-v2", "--embedder", help="sentence embedder for BDHS"),
+    annotator: Optional[str] = typer.Option(None, "--annotator", help="mixed-dpo: 'scene' or a judge model id"),
+    annotator_base_url: Optional[str] = typer.Option(None, "--annotator-base-url"),
+    mixed_precision: str = typer.Option("no", "--mixed-precision", help="no | bf16 | fp16"),
+) -> None:
+    from mmbench.reports.console import console
+    from mmbench.trainers.bdhs import BDHSConfig
+    from mmbench.trainers.config import TrainConfig
+    from mmbench.trainers.registry import get_trainer
+
+    config = TrainConfig(trainer=trainer, base=base, data=data, prompts=prompts, out=out, gamma=gamma, p=p,
+                         beta=beta, lr=lr, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
+                         seed=seed, limit=limit, lora=lora, online_bdhs=online_bdhs, annotator=annotator,
+                         annotator_base_url=annotator_base_url, mixed_precision=mixed_precision,
+                         bdhs=BDHSConfig(rho_th=rho_th, epsilon_s=epsilon_s, embedder=embedder))
+    plugin = get_trainer(trainer)
+    plugin.setup(config)
+    metrics = plugin.train()
+    path = plugin.save()
+    console.print(f"checkpoint: {path}  (last step: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
+                                                              if k in ("loss", "step")) + ")")
 
 
 @app.command()
@@ -98,6 +241,24 @@ def report(
     console.print(written["markdown"].read_text().split("\n## ")[0])
     for kind, path in written.items():
         console.print(f"{kind}: {path}")
+
+
+world_app = typer.Typer(no_args_is_help=True,
+                        help="The embedded world: generated scenes, its eight benchmarks, SFT and preference sets.")
+app.add_typer(world_app, name="world")
+
+
+@world_app.command("build")
+def world_build(
+    seed: int = typer.Option(0, "--seed", help="world seed; the same seed writes byte-identical files"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder to write (default: the world cache, "
+                                                           "$MMBENCH_CACHE or ~/.cache/mmbench)"),
+    small: bool = typer.Option(False, "--small", help="a tiny world (tests, demos)"),
+) -> None:
+    """Generate the world: scenes and images, the eight benchmarks, the SFT and preference sets."""
+    from mmbench.world.build import build_command
+
+    build_command(seed=seed, out=out, small=small)
 
 
 def main() -> None:

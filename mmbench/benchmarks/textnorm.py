@@ -127,10 +127,22 @@ def parse_unit_score(verdict: str) -> float | None:
 
 
 def fill_template(template: str, **fields: str) -> str:
-    """Replace `{name}` slots by value; other braces in a user-supplied prompt are left alone."""
-    for name, value in fields.items():
-        template = template.replace("{" + name + "}", value)
-    return template
+    """Replace `{name}` slots by value in one pass (a value containing "{rule}" is not filled
+    again); other braces in a user-supplied prompt are left alone."""
+    pattern = re.compile("|".join(re.escape("{" + name + "}") for name in fields)) if fields else None
+    return pattern.sub(lambda m: fields[m.group(0)[1:-1]], template) if pattern else template
+
+
+_BETTER = re.compile(r"better\W{0,4}:\W{0,4}(a|b|tie)\b", re.IGNORECASE)  # tolerates "**Better:** B"
+
+
+def parse_preference(verdict: str) -> str | None:
+    """Pairwise annotator: "A", "B" or "tie" when the verdict names exactly one, else None."""
+    found = {m.lower() for m in _BETTER.findall(verdict)}
+    if len(found) != 1:
+        return None
+    choice = found.pop()
+    return choice.upper() if choice in ("a", "b") else "tie"
 
 
 # ---------------------------------------------------------------- sentences

@@ -27,7 +27,8 @@ class JudgeRequest:
     temperature: float = 0.0
     max_tokens: int = 512
     run: int = 0  # index of a repeated judge run (MM-Vet's K runs); part of the cache key
-    prompt_version: int = 1
+    # the benchmark's JudgeSpec.prompt_version, or "<version>+custom-<hash>" for a --judge-prompt file
+    prompt_version: int | str = 1
     context: dict = field(default_factory=dict, compare=False, hash=False)
 
 

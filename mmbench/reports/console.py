@@ -51,3 +51,17 @@ def print_records(benchmark, records) -> None:
         shown = str(image) if not hasattr(image, "size") else f"<image {image.size[0]}x{image.size[1]}>"
         console.print(Text(f"image: {shown}"))
         console.print(Text(f"reference: {record.reference}"))
+
+
+def print_headlines(all_results: dict, out) -> None:
+    """The table `mmbench eval` ends with: one row per benchmark, headline metric first."""
+    table = Table(title=f"headline metrics — run files under {out}")
+    for column in ("benchmark", "version", "headline", "value", "n", "failed"):
+        table.add_column(column, justify="right" if column in ("value", "n", "failed") else "left")
+    for name, results in all_results.items():
+        value = results["metrics"].get(results["headline"])
+        table.add_row(name, str(results["version"]), results["headline"], fmt(value), str(results["n"]),
+                      str(results["n_failed"]))
+        if results.get("flagged"):
+            console.print(f"[yellow]warning ({name}): {results['flagged']}[/yellow]")
+    console.print(table)

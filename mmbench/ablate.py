@@ -1,0 +1,213 @@
+"""`mmbench ablate gamma|p`: train a checkpoint per grid point, evaluate each and the base on the
+same benchmarks, and write the leaderboard and plot.
+
+Layout of the output folder:
+  ablation.json                 the resolved configuration
+  checkpoints/<knob>=<v>-seed<s>/   one checkpoint per point (`.partial` while training)
+  runs/<model>/<benchmark>/     run files for the base and every point
+  cache/                        shared precompute: offline BDHS negatives, reference log-probs
+  leaderboard.md|csv, ablation_<knob>.png
+
+Everything is resumable: finished points are skipped, a partly trained point resumes from its
+last saved state, a partly done evaluation from its samples.  `--point K` runs one grid value so
+that a scheduler (Slurm array) can spread the grid; shared precompute is done once under a lock.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from mmbench.errors import MmbenchError
+
+KNOBS = {"gamma": "bdhs", "p": "mixed-dpo"}
+
+
+@dataclass
+class AblationConfig:
+    knob: str = "gamma"
+    values: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    seeds: list[int] = field(default_factory=lambda: [1])
+    base: str | None = None  # None: the shipped world base
+    data: str | None = None  # preference JSONL; None: the world's set
+    eval_data: str | None = None  # None: world for world models, else the hub
+    benchmarks: str = "all"
+    max_steps: int = 40
+    limit: int | None = None  # records per benchmark (per POPE split) in every evaluation
+    batch_size: int = 32  # generation batch size
+    out: str = ""
+    point: int | None = None
+    train: dict = field(default_factory=dict)  # TrainConfig fields (lr, beta, batch_size, ...)
+
+    def validate(self) -> "AblationConfig":
+        if self.knob not in KNOBS:
+            raise MmbenchError(f"unknown knob {self.knob!r}: use gamma or p")
+        if not self.values or any(not 0.0 <= v <= 1.0 for v in self.values):
+            raise MmbenchError(f"--values must lie within [0, 1], got {self.values}")
+        if not self.seeds:
+            raise MmbenchError("--seeds needs at least one seed")
+        if self.point is not None and not 0 <= self.point < len(self.values):
+            raise MmbenchError(f"--point {self.point} is outside the grid (0..{len(self.values) - 1})")
+        if self.max_steps < 1:
+            raise MmbenchError("--max-steps must be at least 1")
+        from mmbench.trainers.config import TrainConfig
+
+        TrainConfig.from_dict({k: v for k, v in self.train.items() if k != "bdhs"} | (
+            {"bdhs": self.train["bdhs"]} if "bdhs" in self.train else {}))
+        return self
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out or f"ablations/{self.knob}")
+
+
+def load_config_file(path: Path) -> dict:
+    """A TOML or YAML file whose keys are AblationConfig fields (`train` a table of TrainConfig)."""
+    if not path.is_file():
+        raise MmbenchError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            import tomllib
+
+            data = tomllib.loads(text)
+    except Exception as exc:  # both parsers have their own error classes
+        raise MmbenchError(f"{path}: cannot parse ({str(exc).splitlines()[0]})") from None
+    known = {f.name for f in fields(AblationConfig)}
+    unknown = set(data) - known
+    if unknown:
+        raise MmbenchError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    return data
+
+
+def resolve_config(knob: str, file: Path | None, overrides: dict) -> AblationConfig:
+    """Defaults, then the config file, then the options given on the command line."""
+    data: dict = {"knob": knob}
+    if file is not None:
+        data.update(load_config_file(file))
+        data["knob"] = knob
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return AblationConfig(**data).validate()
+
+
+def point_name(knob: str, value: float, seed: int) -> str:
+    return f"{knob}={value:g}-seed{seed}"
+
+
+def grid(config: AblationConfig) -> list[tuple[float, int]]:
+    values = config.values if config.point is None else [config.values[config.point]]
+    return [(v, s) for v in values for s in config.seeds]
+
+
+def train_config(config: AblationConfig, value: float, seed: int):
+    from mmbench.trainers.config import TrainConfig
+
+    options = dict(config.train)
+    options.update(trainer=KNOBS[config.knob], base=config.base, data=config.data, seed=seed,
+                   max_steps=config.max_steps, out=str(config.folder / "checkpoints" / point_name(config.knob, value, seed)),
+                   cache_dir=str(config.folder / "cache"))
+    options[config.knob] = value
+    # Every point trains on the same first rows — the ones max_steps × batch can reach — so the
+    # shared precompute (BDHS negatives, reference log-probs) covers exactly what is used.
+    batch = options.get("batch_size", TrainConfig.batch_size)
+    options.setdefault("limit", config.max_steps * batch)
+    return TrainConfig.from_dict(options).validate()
+
+
+def _point_status(config: AblationConfig, benchmarks, value: float, seed: int) -> str:
+    from mmbench.trainers.loop import partial_dir
+
+    name = point_name(config.knob, value, seed)
+    checkpoint = config.folder / "checkpoints" / name
+    runs = config.folder / "runs" / name
+    evaluated = sum((runs / b.name / "results.json").exists() for b in benchmarks)
+    if checkpoint.exists():
+        return "done" if evaluated == len(benchmarks) else f"trained, {evaluated}/{len(benchmarks)} evaluated"
+    if (partial_dir(checkpoint) / "step.json").exists():
+        step = json.loads((partial_dir(checkpoint) / "step.json").read_text())["step"]
+        return f"training from step {step}"
+    return "to run"
+
+
+def print_plan(config: AblationConfig, benchmarks) -> None:
+    from rich.table import Table
+
+    from mmbench.reports.console import console
+
+    table = Table(title=f"ablation over {config.knob} — {config.folder}")
+    for column in ("point", config.knob, "seed", "status"):
+        table.add_column(column)
+    base_done = sum((config.folder / "runs" / "base" / b.name / "results.json").exists() for b in benchmarks)
+    table.add_row("base", "—", "—", f"{base_done}/{len(benchmarks)} evaluated")
+    for index, value in enumerate(config.values):
+        if config.point is not None and index != config.point:
+            continue
+        for seed in config.seeds:
+            table.add_row(str(index), f"{value:g}", str(seed), _point_status(config, benchmarks, value, seed))
+    console.print(table)
+    cache = config.folder / "cache"
+    negatives = sorted(cache.glob("bdhs-*.jsonl")) if cache.exists() else []
+    console.print(f"shared cache: {'BDHS negatives ready' if negatives else 'BDHS negatives to compute'}"
+                  f"{'' if config.knob == 'gamma' else ' (not needed for p)'}; reference log-probs in "
+                  f"{cache / 'reference-logps.sqlite'}; benchmarks: {', '.join(b.name for b in benchmarks)}")
+
+
+def _eval(config: AblationConfig, benchmarks, model: str | None, name: str, meta: dict) -> None:
+    from mmbench.harness.eval_api import EvalRequest, run_eval
+
+    run_eval(EvalRequest(model=model, benchmarks=benchmarks, data=config.eval_data, out=config.folder / "runs",
+                         limit=config.limit, batch_size=config.batch_size, name=name, meta=meta))
+
+
+def precompute(config: AblationConfig, benchmarks) -> None:
+    """Work every point shares, done once even when several workers start together."""
+    from filelock import FileLock
+
+    from mmbench.trainers.setup import precompute_shared
+
+    config.folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(config.folder / ".precompute.lock")):
+        _eval(config, benchmarks, config.base, "base", {"knob": "base"})
+        # BDHS negatives only matter if some γ < 1; reference log-probs for every point.
+        needs_bdhs = config.knob == "gamma" and any(v < 1 for v in config.values)
+        precompute_shared(train_config(config, min(config.values), config.seeds[0]), bdhs=needs_bdhs)
+
+
+def run_ablation(config: AblationConfig) -> dict:
+    from mmbench.benchmarks import resolve_benchmarks
+    from mmbench.harness.runfiles import atomic_write_json
+    from mmbench.reports.console import console
+    from mmbench.trainers.registry import get_trainer
+
+    benchmarks = resolve_benchmarks(config.benchmarks)
+    config.folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(config.folder / ("ablation.json" if config.point is None else f"ablation.point{config.point}.json"),
+                      asdict(config))
+    print_plan(config, benchmarks)
+    precompute(config, benchmarks)
+    for value, seed in grid(config):
+        name = point_name(config.knob, value, seed)
+        checkpoint = config.folder / "checkpoints" / name
+        if not checkpoint.exists():
+            console.print(f"[bold]training {name}[/bold]")
+            trainer = get_trainer(KNOBS[config.knob])
+            trainer.setup(train_config(config, value, seed))
+            trainer.train()
+            trainer.save()
+        _eval(config, benchmarks, str(checkpoint), name, {"knob": config.knob, "value": value, "seed": seed})
+    if config.point is not None:
+        console.print(f"point {config.point} done; merge with `mmbench report {config.folder / 'runs'} "
+                      f"--out {config.folder}` when every point has finished")
+        return {}
+    from mmbench.reports.leaderboard import write_report
+
+    written = write_report([config.folder / "runs"], config.folder)
+    console.print(written["markdown"].read_text().split("\n## ")[0])
+    for kind, path in written.items():
+        console.print(f"{kind}: {path}")
+    return written

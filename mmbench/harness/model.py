@@ -1,0 +1,282 @@
+"""Hugging Face image-text-to-text models behind the `Generator` protocol.
+
+`load_model` checks what it is given before touching any weights (a missing folder, a text-only
+checkpoint or a checkpoint without safetensors fails in a second with a one-line `MmbenchError`),
+then loads `AutoModelForImageTextToText` + `AutoProcessor`.  LLaVA is the family this is tested on;
+anything whose processor has a chat template that accepts `{"type": "image"}` items should work.
+
+Generation is greedy, batched with LEFT padding, and sorted by prompt length so that batches waste
+little padding; responses come back in input order and do not depend on the batch size (in
+float32 — half precision on a GPU can flip near-tied tokens between batch sizes).  Nothing but EOS
+or `max_new_tokens` ends an answer: no stop strings, so long answers run past blank lines.
+
+For trainers the adapter also exposes `model`, `processor`, `encode_prompts` (the exact inputs
+generation uses) and `encode_completions` (prompt + completion token ids with answer-only labels).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mmbench.benchmarks.base import GenerationSettings
+from mmbench.errors import MmbenchError
+from mmbench.harness.generation import GenerationRequest
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+IGNORE_INDEX = -100  # label value the loss skips (prompt and padding positions)
+_HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+
+
+def load_model(path_or_hub_id: str | Path, *, dtype: str = "auto", device: str = "auto",
+               trust_remote_code: bool = False) -> HFVisionLanguageModel:
+    """Load a local folder or hub id as an `HFVisionLanguageModel` (safetensors weights only).
+
+    dtype "auto" is float32 on CPU and the checkpoint's half-precision dtype (if it has one) on
+    a GPU; device "auto" is "cuda" when available, else "cpu".
+    """
+
+    if dtype not in DTYPES:
+        raise MmbenchError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    device = _resolve_device(device)
+    source, name, config, local_only = _resolve_source(str(path_or_hub_id), trust_remote_code)
+    torch_dtype = _resolve_dtype(dtype, device, config)
+
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    common = {"trust_remote_code": trust_remote_code, "local_files_only": local_only}
+    try:
+        processor = AutoProcessor.from_pretrained(source, **common)
+        model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch_dtype, use_safetensors=True,
+                                                            **common)
+    except (OSError, ValueError, KeyError) as exc:
+        raise MmbenchError(f"could not load {path_or_hub_id}: {_first_line(exc)}") from exc
+    if not hasattr(processor, "apply_chat_template") or getattr(processor, "tokenizer", None) is None:
+        raise MmbenchError(f"{path_or_hub_id}: its processor has no tokenizer/chat template")
+    model.to(device).eval()
+    return HFVisionLanguageModel(model, processor, name=name)
+
+
+class HFVisionLanguageModel:
+    """A loaded model + processor: `generate` for the eval runner, encoders for trainers."""
+
+    def __init__(self, model, processor, name: str):
+        self.model = model
+        self.processor = processor
+        self.name = name
+        tok = processor.tokenizer
+        # Some checkpoints ship no pad token; EOS is the usual stand-in and is never scored.
+        self.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+    @property
+    def tokenizer(self):
+        return self.processor.tokenizer
+
+    @property
+    def device(self):
+        return self.model.device
+
+    # ---- prompts ---------------------------------------------------------------------------
+    def render_prompt(self, request: GenerationRequest) -> str:
+        """The prompt text after the chat template (image placeholder not yet expanded)."""
+        content: list[dict] = [{"type": "image"}] if request.image is not None else []
+        content.append({"type": "text", "text": request.prompt})
+        messages = [{"role": "user", "content": content}]
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def encode_prompts(self, requests: Sequence[GenerationRequest], padding_side: str = "left") -> dict:
+        """Tensors for a batch of prompts (input_ids, attention_mask, pixel_values when any image).
+
+        With left padding every prompt ends at column `input_ids.shape[1]`, which is where
+        generated (or appended completion) tokens start.
+        """
+        texts = [self.render_prompt(r) for r in requests]
+        images = [_load_image(r.image) for r in requests if r.image is not None]
+        bos = self.tokenizer.bos_token
+        # A template that writes BOS itself must not get a second one from the tokenizer.
+        add_special = not (bos is not None and texts and texts[0].startswith(bos))
+        batch = self.processor(text=texts, images=images or None, padding=True, padding_side=padding_side,
+                               add_special_tokens=add_special, return_tensors="pt")
+        return {k: v.to(self.device) if hasattr(v, "to") else v for k, v in batch.items()}
+
+    def completion_ids(self, text: str, add_eos: bool = True) -> list[int]:
+        """Token ids of an answer as the model would write it after the prompt (then EOS)."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        eos = self.tokenizer.eos_token_id
+        return [*ids, eos] if add_eos and eos is not None else list(ids)
+
+    def encode_completions(self, requests: Sequence[GenerationRequest],
+                           completions: Sequence[Sequence[int]]) -> dict:
+        """Prompt + completion ids, RIGHT padded, with labels only on completion tokens.
+
+        Returns the model inputs plus `labels` (IGNORE_INDEX elsewhere) and `prompt_lengths`
+        (real prompt tokens per row).  Completions are token ids, never re-tokenised text, so
+        policy and reference score exactly the same tokens.
+        """
+        import torch
+
+        if len(requests) != len(completions):
+            raise ValueError("one completion per request")
+        batch = self.encode_prompts(requests, padding_side="right")
+        ids, mask = batch.pop("input_ids"), batch.pop("attention_mask")
+        prompt_lengths = mask.sum(dim=1).tolist()
+        width = max(n + len(c) for n, c in zip(prompt_lengths, completions))
+        input_ids = torch.full((len(requests), width), self.pad_token_id, dtype=ids.dtype)
+        labels = torch.full_like(input_ids, IGNORE_INDEX)
+        attention = torch.zeros_like(input_ids)
+        for row, (n, comp) in enumerate(zip(prompt_lengths, completions)):
+            comp_t = torch.as_tensor(list(comp), dtype=ids.dtype)
+            input_ids[row, :n] = ids[row, :n].cpu()
+            input_ids[row, n:n + len(comp)] = comp_t
+            labels[row, n:n + len(comp)] = comp_t
+            attention[row, :n + len(comp)] = 1
+        out = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+        out = {k: v.to(self.device) for k, v in out.items()}
+        return {**out, **batch, "prompt_lengths": prompt_lengths}
+
+    # ---- generation ------------------------------------------------------------------------
+    def generate(self, requests: Sequence[GenerationRequest], settings: GenerationSettings,
+                 batch_size: int = 8) -> list[str]:
+        """Greedy responses, one per request, in input order; special tokens and spaces stripped."""
+        import torch
+
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        requests = list(requests)
+        # Longest first: similar lengths share a batch, and an out-of-memory shows up at once.
+        order = sorted(range(len(requests)), key=lambda i: -len(requests[i].prompt))
+        responses: list[str] = [""] * len(requests)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            batch = self.encode_prompts([requests[i] for i in chunk], padding_side="left")
+            with torch.inference_mode():
+                out = self.model.generate(**batch, **self._greedy(settings))
+            new = out[:, batch["input_ids"].shape[1]:]
+            texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            for i, text in zip(chunk, texts):
+                responses[i] = text.strip()
+        return responses
+
+    def _greedy(self, settings: GenerationSettings) -> dict:
+        # Explicit settings override whatever sampling defaults the checkpoint ships with.
+        # Short and long answers differ only in max_new_tokens; neither has stop strings.
+        return {"max_new_tokens": settings.max_new_tokens, "do_sample": False, "num_beams": 1,
+                "temperature": None, "top_p": None, "top_k": None, "pad_token_id": self.pad_token_id}
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+def _load_image(image: Any):
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB") if image.mode != "RGB" else image
+    try:
+        with Image.open(image) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise MmbenchError(f"cannot read image {image}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise MmbenchError(f"unknown device {device!r}") from exc
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise MmbenchError(f"device {device!r} asked for but CUDA is not available")
+    return device
+
+
+def _resolve_dtype(dtype: str, device: str, config: dict):
+    import torch
+
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    if device.startswith("cpu"):
+        return torch.float32  # CPUs are slow in half precision, and fp32 keeps batch invariance
+    stored = config.get("dtype") or config.get("torch_dtype") or config.get("text_config", {}).get("dtype")
+    return getattr(torch, stored) if stored in ("bfloat16", "float16") else torch.float32
+
+
+def _resolve_source(spec: str, trust_remote_code: bool) -> tuple[str, str, dict, bool]:
+    """(what to pass to from_pretrained, run name, config dict, local_files_only) — or a clear error."""
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise MmbenchError(f"{spec} is a file; give the model folder")
+        config = _read_config(path / "config.json", spec)
+        _check_architecture(config, spec, trust_remote_code)
+        if not any(path.glob("*.safetensors")):
+            raise MmbenchError(f"{spec} has no .safetensors weights (only safetensors are loaded; "
+                               "convert the checkpoint with save_pretrained(safe_serialization=True))")
+        return str(path), path.resolve().name, config, True
+    if not _HUB_ID.match(spec) or spec.startswith((".", "~")):
+        raise MmbenchError(f"model folder not found: {spec}")
+    return _resolve_hub(spec, trust_remote_code)
+
+
+def _resolve_hub(repo: str, trust_remote_code: bool) -> tuple[str, str, dict, bool]:
+    import huggingface_hub as hub
+    from huggingface_hub import errors
+
+    name = repo.replace("/", "__")
+    try:
+        # One request, no retries: offline machines get their answer in well under a second.
+        info = hub.model_info(repo, timeout=10)
+    except (errors.RepositoryNotFoundError, errors.GatedRepoError) as exc:
+        raise MmbenchError(f"unknown model {repo!r}: no such local folder or accessible hub repository") from exc
+    except Exception as exc:  # network failures come from several libraries' exception trees
+        cached = hub.try_to_load_from_cache(repo, "config.json")
+        if not isinstance(cached, str):
+            raise MmbenchError(f"{repo!r} is not a local folder and the Hugging Face hub is unreachable "
+                               f"({_first_line(exc)}); pass a local model folder") from exc
+        config = _read_config(Path(cached), repo)
+        _check_architecture(config, repo, trust_remote_code)
+        return repo, name, config, True
+    files = [s.rfilename for s in (info.siblings or [])]
+    if "config.json" not in files:
+        raise MmbenchError(f"{repo!r} has no config.json; it is not a transformers model")
+    config = _read_config(Path(hub.hf_hub_download(repo, "config.json")), repo)
+    _check_architecture(config, repo, trust_remote_code)
+    if not any(f.endswith(".safetensors") for f in files):
+        raise MmbenchError(f"{repo!r} publishes no .safetensors weights (only safetensors are loaded)")
+    return repo, name, config, False
+
+
+def _read_config(path: Path, spec: str) -> dict:
+    if not path.is_file():
+        raise MmbenchError(f"{spec} has no config.json; it is not a transformers model folder")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MmbenchError(f"cannot read {path}: {_first_line(exc)}") from exc
+
+
+def _check_architecture(config: dict, spec: str, trust_remote_code: bool) -> None:
+    """Refuse checkpoints that are not image-text-to-text models before any weight is read."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES as known
+
+    model_type = config.get("model_type")
+    architectures = config.get("architectures") or []
+    if model_type in known or any(a in known.values() for a in architectures):
+        return
+    auto_map = config.get("auto_map") or {}
+    if "AutoModelForImageTextToText" in auto_map:
+        if trust_remote_code:
+            return
+        raise MmbenchError(f"{spec} needs its own code (auto_map); pass trust_remote_code only if you trust it")
+    kind = ", ".join(architectures) or model_type or "unknown"
+    raise MmbenchError(f"{spec} is not an image-text-to-text model (model_type {model_type!r}, "
+                       f"architectures {kind}); give a vision-language checkpoint such as LLaVA")

@@ -1,0 +1,82 @@
+"""Training configuration: one dataclass, the single source of truth for CLI options and the
+`train_config.json` saved with every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from mmbench.errors import MmbenchError
+from mmbench.trainers.bdhs import BDHSConfig
+
+
+@dataclass
+class TrainConfig:
+    trainer: str = "bdhs"
+    base: str | None = None  # None: the shipped world base model
+    data: str | None = None  # preference JSONL; None: the world's set (built on demand)
+    prompts: str | None = None  # prompt-only JSONL for online sampling; None: use `data`'s prompts
+    out: str = "checkpoints/run"
+    gamma: float = 0.5  # Eq. 5 weight of DPO on external rejected answers
+    p: float = 0.5  # Mixed-DPO share of offline pairs
+    beta: float = 0.1
+    lr: float = 5e-6
+    vision_lr: float | None = None  # projector/vision tower learning rate (None: same as lr)
+    max_steps: int = 100
+    batch_size: int = 8  # examples per optimizer step (over all processes and accumulation)
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.0
+    optimizer: str = "adamw"  # adamw | sgd (sgd makes invariants checkable to float precision)
+    warmup_steps: int = 0
+    mixed_precision: str = "no"  # no | bf16 | fp16
+    seed: int = 0
+    limit: int | None = None  # use only the first N preference rows
+    lora: bool = False
+    lora_rank: int = 128
+    lora_alpha: int = 256
+    freeze_vision: bool = True  # LLaVA's last vision layer is unused; freezing also saves time
+    online_bdhs: bool = False  # BDHS negatives from the current policy instead of the base
+    online_temperature: float = 1.0
+    online_max_tokens: int = 96
+    annotator: str | None = None  # "scene" on world data, else an OpenAI-compatible model id
+    annotator_base_url: str | None = None
+    save_every: int = 25
+    cache_dir: str | None = None  # shared precompute (reference log-probs, offline BDHS)
+    bdhs: BDHSConfig = field(default_factory=BDHSConfig)
+
+    def validate(self) -> "TrainConfig":
+        for name in ("gamma", "p"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise MmbenchError(f"--{name} must be within [0, 1], got {value}")
+        if self.beta <= 0:
+            raise MmbenchError(f"--beta must be positive, got {self.beta}")
+        if self.max_steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise MmbenchError("--max-steps, --batch-size and --grad-accum must be at least 1")
+        if self.batch_size % self.grad_accum:
+            raise MmbenchError(f"--batch-size {self.batch_size} is not a multiple of --grad-accum {self.grad_accum}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise MmbenchError(f"--optimizer must be adamw or sgd, got {self.optimizer!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise MmbenchError(f"--mixed-precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        if not 0.0 <= self.bdhs.rho_th <= 1.0:
+            raise MmbenchError(f"--rho-th must be within [0, 1], got {self.bdhs.rho_th}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise MmbenchError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        data = dict(data)
+        if isinstance(data.get("bdhs"), dict):
+            bdhs_known = {f.name for f in fields(BDHSConfig)}
+            bad = set(data["bdhs"]) - bdhs_known
+            if bad:
+                raise MmbenchError(f"unknown BDHS option(s): {', '.join(sorted(bad))}")
+            data["bdhs"] = BDHSConfig(**data["bdhs"])
+        return cls(**data)

@@ -1,0 +1,62 @@
+"""Preference data: POVID-style JSONL rows {"id", "image", "prompt", "chosen", "rejected"} and
+prompt-only rows {"id", "image", "prompt"} for online sampling.  Image paths are relative to the
+JSONL file (or absolute)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmbench.errors import MmbenchError
+from mmbench.harness.generation import GenerationRequest
+
+
+@dataclass(frozen=True)
+class PreferenceExample:
+    id: str
+    prompt: str
+    image: Path | None
+    chosen: str | None = None
+    rejected: str | None = None
+
+    @property
+    def request(self) -> GenerationRequest:
+        return GenerationRequest(prompt=self.prompt, image=self.image)
+
+
+def load_preferences(path: Path, *, need_chosen: bool = True, need_rejected: bool = True,
+                     limit: int | None = None) -> list[PreferenceExample]:
+    """Read and check a preference file; a bad row is named by file and line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise MmbenchError(f"preference file not found: {path}")
+    required = ["id", "prompt", "image", *(["chosen"] if need_chosen else []),
+                *(["rejected"] if need_rejected else [])]
+    examples, seen = [], set()
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise MmbenchError(f"{where}: not valid JSON ({exc.msg})") from None
+            missing = [k for k in required if not isinstance(row.get(k), str) or not row.get(k)]
+            if missing:
+                raise MmbenchError(f"{where}: preference row lacks {', '.join(missing)}")
+            image = Path(row["image"])
+            image = image if image.is_absolute() else path.parent / image
+            if not image.is_file():
+                raise MmbenchError(f"{where}: image not found: {row['image']}")
+            if row["id"] in seen:
+                raise MmbenchError(f"{where}: duplicate id {row['id']!r}")
+            seen.add(row["id"])
+            examples.append(PreferenceExample(id=str(row["id"]), prompt=row["prompt"], image=image,
+                                              chosen=row.get("chosen"), rejected=row.get("rejected")))
+            if limit is not None and len(examples) >= limit:
+                break
+    if not examples:
+        raise MmbenchError(f"{path}: no preference rows")
+    return examples

@@ -1,0 +1,233 @@
+"""The one training loop every trainer uses, on `accelerate`: gradient accumulation, clipping,
+mixed precision, sharding over processes, resumable state, atomic final checkpoint.
+
+A trainer contributes only a step function (examples -> loss, metrics); data order and every
+random draw derive from (seed, step), so a resumed or multi-process run sees the same batches
+as an uninterrupted single-process one."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from mmbench.errors import MmbenchError
+from mmbench.trainers.config import TrainConfig
+from mmbench.trainers.data import PreferenceExample
+
+
+@dataclass
+class TrainContext:
+    """Everything a step function may use; built once per run."""
+
+    config: TrainConfig
+    accelerator: Any
+    adapter: Any  # HFVisionLanguageModel of the policy (its .model is the unwrapped module)
+    policy: Any  # the accelerate-prepared policy module (DDP-wrapped under several processes)
+    reference: Callable[[], Any]  # context manager factory yielding the reference module
+    reference_fingerprint: str
+    examples: list[PreferenceExample]
+    ref_cache: Any = None
+    offline_bdhs: dict = field(default_factory=dict)
+    embed: Any = None
+    annotator: Any = None
+    extras: dict = field(default_factory=dict)
+
+    def step_generator(self, step: int, salt: int = 0) -> torch.Generator:
+        """Identical on every process: online/offline coins and sampling noise per step."""
+        return torch.Generator().manual_seed(self.config.seed * 1_000_003 + step * 7919 + salt)
+
+
+StepFn = Callable[[TrainContext, list[PreferenceExample], int], tuple[torch.Tensor, dict]]
+
+
+def global_batch(examples: list, batch_size: int, step: int, seed: int) -> list:
+    """The examples of one optimizer step: a fresh seeded permutation per epoch."""
+    n = len(examples)
+    out = []
+    for j in range(batch_size):
+        index = step * batch_size + j
+        epoch, position = divmod(index, n)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1009 + epoch)).tolist()
+        out.append(examples[order[position]])
+    return out
+
+
+def _trainable(model, config: TrainConfig):
+    if config.freeze_vision and hasattr(model, "model") and hasattr(model.model, "vision_tower"):
+        for parameter in model.model.vision_tower.parameters():
+            parameter.requires_grad_(False)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _optimizer(model, config: TrainConfig):
+    vision, other = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (vision if ("multi_modal_projector" in name or "vision_tower" in name) else other).append(parameter)
+    groups = [{"params": other, "lr": config.lr}]
+    if vision:
+        groups.append({"params": vision, "lr": config.vision_lr or config.lr})
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, weight_decay=config.weight_decay)
+    # Adam's first step is lr·sign(g): float noise in near-zero gradients flips whole updates.
+    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+
+
+def _reference(adapter, config: TrainConfig):
+    """With LoRA the reference is the base with adapters disabled; otherwise a frozen copy."""
+    from contextlib import contextmanager, nullcontext
+
+    if config.lora:
+        @contextmanager
+        def disabled():
+            with adapter.model.disable_adapter():
+                yield adapter.model
+        return disabled
+    frozen = copy.deepcopy(adapter.model).eval()
+    for parameter in frozen.parameters():
+        parameter.requires_grad_(False)
+    return lambda: nullcontext(frozen)
+
+
+def _apply_lora(adapter, config: TrainConfig) -> None:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise MmbenchError("--lora needs peft: pip install 'mmbench[lora]'") from None
+    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0,
+                      target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)")
+    adapter.model = get_peft_model(adapter.model, lora)
+
+
+def partial_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+@dataclass
+class TrainResult:
+    accelerator: Any
+    policy: Any
+    adapter: Any
+    config: TrainConfig
+    work: Path
+    last: dict
+
+
+def run_training(config: TrainConfig, adapter, step_fn: StepFn, examples: list[PreferenceExample],
+                 reference_fingerprint: str, prepare: Callable[[TrainContext], None] | None = None,
+                 progress: bool = True, accelerator=None) -> TrainResult:
+    """Train from scratch or from the last saved state; `save_final` writes the checkpoint."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    work = partial_dir(Path(config.out))
+    accelerator = accelerator or Accelerator(gradient_accumulation_steps=config.grad_accum,
+                                             mixed_precision=config.mixed_precision)
+    processes = accelerator.num_processes
+    micro = config.batch_size // config.grad_accum
+    if micro % processes:
+        raise MmbenchError(f"micro-batch {micro} (batch/grad-accum) is not divisible by {processes} processes")
+    per_process = micro // processes
+    set_seed(config.seed)
+    if config.lora:
+        _apply_lora(adapter, config)
+    reference = _reference(adapter, config)
+    _trainable(adapter.model, config)
+    adapter.model.train()
+    optimizer = _optimizer(adapter.model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps) if config.warmup_steps else 1.0)
+    policy, optimizer, scheduler = accelerator.prepare(adapter.model, optimizer, scheduler)
+    context = TrainContext(config, accelerator, adapter, policy, reference, reference_fingerprint, examples)
+    if prepare is not None:
+        prepare(context)
+
+    state, log_path = work / "state", work / "log.jsonl"
+    start = 0
+    if (work / "step.json").exists():
+        accelerator.load_state(str(state))
+        start = json.loads((work / "step.json").read_text())["step"]
+    if accelerator.is_main_process:
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    last: dict = {}
+    columns = (TextColumn(f"train {config.trainer}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[loss]}"))
+    with Progress(*columns, disable=not (progress and accelerator.is_main_process)) as bar:
+        task = bar.add_task("train", total=config.max_steps, completed=start, loss="")
+        for step in range(start, config.max_steps):
+            batch = global_batch(examples, config.batch_size, step, config.seed)
+            metrics_sum: dict[str, float] = {}
+            for k in range(config.grad_accum):
+                lo = k * micro + accelerator.process_index * per_process
+                with accelerator.accumulate(policy):
+                    loss, metrics = step_fn(context, batch[lo:lo + per_process], step)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and config.max_grad_norm:
+                        accelerator.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                for key, value in {"loss": loss.item(), **metrics}.items():
+                    metrics_sum[key] = metrics_sum.get(key, 0.0) + value / config.grad_accum
+            last = {"step": step + 1, **metrics_sum}
+            if accelerator.is_main_process:
+                with log_path.open("a") as handle:
+                    handle.write(json.dumps(last) + "\n")
+            bar.update(task, advance=1, loss=f"loss {metrics_sum['loss']:.4f}")
+            if (step + 1) % config.save_every == 0 and step + 1 < config.max_steps:
+                _save_state(accelerator, work, step + 1)
+    accelerator.wait_for_everyone()
+    return TrainResult(accelerator, policy, adapter, config, work, last)
+
+
+def save_final(result: TrainResult) -> Path:
+    """Write the checkpoint folder `config.out`, which exists only once complete."""
+    out = Path(result.config.out)
+    if result.accelerator.is_main_process:
+        _save_final(result.accelerator.unwrap_model(result.policy), result.adapter, result.config, result.work,
+                    out, result.last)
+    result.accelerator.wait_for_everyone()
+    return out
+
+
+def _save_state(accelerator, work: Path, step: int) -> None:
+    """accelerate state (model, optimizer, scheduler, RNG) then the step marker, both atomic."""
+    tmp = work / "state.tmp"
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if (work / "state").exists():
+            shutil.rmtree(work / "state")
+        tmp.rename(work / "state")
+        marker = work / "step.json.tmp"
+        marker.write_text(json.dumps({"step": step}))
+        marker.replace(work / "step.json")
+    accelerator.wait_for_everyone()
+
+
+def _save_final(model, adapter, config: TrainConfig, work: Path, out: Path, last: dict) -> None:
+    if config.lora:
+        model = model.merge_and_unload()
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    adapter.processor.save_pretrained(tmp)
+    (tmp / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    (tmp / "metrics.json").write_text(json.dumps(last, indent=2))
+    if (work / "log.jsonl").exists():
+        shutil.copy(work / "log.jsonl", tmp / "log.jsonl")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    shutil.rmtree(work, ignore_errors=True)

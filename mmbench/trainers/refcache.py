@@ -1,0 +1,64 @@
+"""On-disk cache of reference-model log-probs for offline completions.
+
+Key: (example id, hash of the completion token ids, reference-model fingerprint).  The reference
+never changes within a run and is the same model for every point of a γ or p grid, so every
+point reuses the numbers the first one computed."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Sequence
+
+
+def ids_hash(ids: Sequence[int]) -> str:
+    return hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:32]
+
+
+def model_fingerprint(folder: Path) -> str:
+    """Content hash of a checkpoint folder's config and safetensors weights."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted([*folder.glob("*.safetensors"), folder / "config.json"]):
+        if path.is_file():
+            digest.update(path.name.encode())
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()[:32]
+
+
+class RefLogpCache:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS ref (example TEXT, ids TEXT, model TEXT, logp REAL, "
+                         "PRIMARY KEY (example, ids, model))")
+        self._db.commit()
+        self.hits = 0
+        self.misses = 0
+
+    def get_many(self, model: str, keys: Sequence[tuple[str, Sequence[int]]]) -> list[float | None]:
+        out = []
+        with self._lock:
+            for example, ids in keys:
+                row = self._db.execute("SELECT logp FROM ref WHERE example=? AND ids=? AND model=?",
+                                       (example, ids_hash(ids), model)).fetchone()
+                out.append(None if row is None else row[0])
+        self.hits += sum(v is not None for v in out)
+        self.misses += sum(v is None for v in out)
+        return out
+
+    def put_many(self, model: str, items: Sequence[tuple[str, Sequence[int], float]]) -> None:
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO ref VALUES (?, ?, ?, ?)",
+                                 [(e, ids_hash(i), model, float(v)) for e, i, v in items])
+            self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()

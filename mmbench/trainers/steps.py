@@ -1,0 +1,172 @@
+"""The step functions of the built-in trainers — three plain functions over one DPO core.
+
+- dpo:       DPO(chosen, rejected) on the preference set.
+- bdhs:      Eq. 5, γ·DPO(chosen, external rejected) + (1−γ)·DPO(chosen, BDHS rejected), all three
+             completions scored in one forward pass; γ = 1 never touches BDHS, γ = 0 never the
+             external answer.
+- mixed-dpo: Eq. 4, per example an offline pair with probability p, else an online pair: two
+             samples from the current policy ranked by the annotator (ties dropped).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from mmbench.trainers.bdhs import suppress_image_token
+from mmbench.trainers.data import PreferenceExample
+from mmbench.trainers.logps import completion_logps
+from mmbench.trainers.loop import TrainContext
+from mmbench.trainers.losses import DPOTerms, dpo_sigmoid, gamma_mixed_loss, term_metrics
+
+
+def reference_logps(ctx: TrainContext, examples: Sequence[PreferenceExample], columns: dict[str, list],
+                    cached: set[str]) -> dict[str, torch.Tensor]:
+    """Reference log-probs; columns in `cached` (offline completions) go through the disk cache."""
+    out: dict[str, list[float | None]] = {}
+    for name, ids in columns.items():
+        if name in cached and ctx.ref_cache is not None:
+            out[name] = ctx.ref_cache.get_many(ctx.reference_fingerprint, [(e.id, c) for e, c in zip(examples, ids)])
+        else:
+            out[name] = [None] * len(examples)
+    missing = {name: [i for i, v in enumerate(values) if v is None] for name, values in out.items()}
+    rows = [(name, i) for name, idx in missing.items() for i in idx]
+    if rows:
+        # One forward pass for everything missing; a column-per-row layout keeps it simple.
+        with torch.no_grad(), ctx.reference() as reference:
+            computed = completion_logps(ctx.adapter, reference, [examples[i].request for _, i in rows],
+                                        {"x": [columns[name][i] for name, i in rows]})["x"].tolist()
+        for (name, i), value in zip(rows, computed):
+            out[name][i] = value
+        if ctx.ref_cache is not None:
+            ctx.ref_cache.put_many(ctx.reference_fingerprint, [(examples[i].id, columns[name][i], v)
+                                                               for (name, i), v in zip(rows, computed) if name in cached])
+    device = ctx.adapter.device
+    return {name: torch.tensor(values, device=device) for name, values in out.items()}
+
+
+def _ids(ctx: TrainContext, texts: Sequence[str]) -> list[list[int]]:
+    return [ctx.adapter.completion_ids(t) for t in texts]
+
+
+def _bdhs_column(ctx: TrainContext, examples: Sequence[PreferenceExample], step: int) -> list[list[int]]:
+    if not ctx.config.online_bdhs:
+        return [ctx.offline_bdhs[e.id].ids for e in examples]
+    from mmbench.trainers.bdhs import sample_negatives
+
+    ctx.policy.eval()
+    negatives = sample_negatives(ctx.adapter, examples, ctx.config.bdhs, ctx.embed,
+                                 seed_offset=step * 100_003 + ctx.accelerator.process_index)
+    ctx.policy.train()
+    return [n.ids for n in negatives]
+
+
+def gamma_step(ctx: TrainContext, examples: Sequence[PreferenceExample], step: int, gamma: float | None = None):
+    gamma = ctx.config.gamma if gamma is None else gamma
+    columns = {"chosen": _ids(ctx, [e.chosen for e in examples])}
+    if gamma > 0:
+        columns["external"] = _ids(ctx, [e.rejected for e in examples])
+    if gamma < 1:
+        columns["bdhs"] = _bdhs_column(ctx, examples, step)
+    cached = {"chosen", "external"} | (set() if ctx.config.online_bdhs else {"bdhs"})
+    reference = reference_logps(ctx, examples, columns, cached)
+    policy = completion_logps(ctx.adapter, ctx.policy, [e.request for e in examples], columns)
+    loss, terms = gamma_mixed_loss(policy, reference, gamma, ctx.config.beta)
+    return loss, term_metrics(terms)
+
+
+def dpo_step(ctx: TrainContext, examples: Sequence[PreferenceExample], step: int):
+    return gamma_step(ctx, examples, step, gamma=1.0)
+
+
+def online_pairs(ctx: TrainContext, examples: Sequence[PreferenceExample], step: int):
+    """Two policy samples per example, ranked by the annotator; returns (kept examples, chosen ids,
+    rejected ids).  Sampling noise comes from a per-step generator shared by all processes."""
+    from mmbench.harness.judging import PairwiseItem
+
+    cfg = ctx.config
+    requests = [e.request for e in examples] * 2
+    torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.step_generator(step, salt=1)))
+                      + ctx.accelerator.process_index)
+    ctx.policy.eval()
+    batch = ctx.adapter.encode_prompts(requests, padding_side="left")
+    with torch.inference_mode():
+        out = ctx.adapter.model.generate(**batch, do_sample=True, temperature=cfg.online_temperature, top_p=1.0,
+                                         top_k=0, max_new_tokens=cfg.online_max_tokens,
+                                         pad_token_id=ctx.adapter.pad_token_id,
+                                         **suppress_image_token(ctx.adapter.model))
+    ctx.policy.train()
+    new = out[:, batch["input_ids"].shape[1]:].tolist()
+    eos = ctx.adapter.tokenizer.eos_token_id
+    samples = [_until_eos(row, eos, ctx.adapter.pad_token_id) for row in new]
+    texts = [ctx.adapter.tokenizer.decode(s, skip_special_tokens=True).strip() for s in samples]
+    n = len(examples)
+    items = [PairwiseItem(prompt=e.prompt, response_a=texts[i], response_b=texts[n + i],
+                          image=_image_bytes(e.image), context={"id": e.id, "prompt": e.prompt})
+             for i, e in enumerate(examples)]
+    verdicts = ctx.annotator.prefer(items)
+    kept, chosen, rejected = [], [], []
+    for i, verdict in enumerate(verdicts):
+        if verdict is None or texts[i] == texts[n + i]:
+            continue  # ties carry no preference
+        a, b = samples[i], samples[n + i]
+        kept.append(examples[i])
+        chosen.append(a if verdict == 0 else b)
+        rejected.append(b if verdict == 0 else a)
+    return kept, chosen, rejected
+
+
+def _until_eos(row: list[int], eos: int | None, pad: int) -> list[int]:
+    out = []
+    for token in row:
+        if token == eos:
+            break
+        if token == pad and pad != eos:
+            break
+        out.append(token)
+    return out + ([eos] if eos is not None else [])
+
+
+def _image_bytes(path) -> bytes | None:
+    return None if path is None else open(path, "rb").read()
+
+
+def offline_coin(seed: int, step: int, example_id: str, p: float) -> bool:
+    """α ~ Bernoulli(p) for one example at one step, a pure function of (seed, step, id): every
+    process draws the same coins whatever the sharding, and a resumed run draws them again."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{seed}/{step}/{example_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < p
+
+
+def mixed_step(ctx: TrainContext, examples: Sequence[PreferenceExample], step: int):
+    """Eq. 4 with α ~ Bernoulli(p) per example, drawn identically on every process."""
+    cfg = ctx.config
+    coins = torch.tensor([offline_coin(cfg.seed, step, e.id, cfg.p) for e in examples], dtype=torch.bool)
+    offline = [e for e, c in zip(examples, coins) if c]
+    online = [e for e, c in zip(examples, coins) if not c]
+    losses, metrics_terms = [], {}
+    if offline:
+        columns = {"chosen": _ids(ctx, [e.chosen for e in offline]), "rejected": _ids(ctx, [e.rejected for e in offline])}
+        terms = _pair_terms(ctx, offline, columns, cached={"chosen", "rejected"})
+        losses.append(terms.losses)
+        metrics_terms["offline"] = terms
+    if online:
+        kept, chosen, rejected = online_pairs(ctx, online, step)
+        if kept:
+            terms = _pair_terms(ctx, kept, {"chosen": chosen, "rejected": rejected}, cached=set())
+            losses.append(terms.losses)
+            metrics_terms["online"] = terms
+    if not losses:  # every online pair was a tie: a zero loss that still touches the graph
+        zero = sum(p.sum() for p in ctx.policy.parameters() if p.requires_grad) * 0.0
+        return zero, {"offline_share": float(coins.float().mean())}
+    loss = torch.cat(losses).sum() / len(examples)
+    return loss, {**term_metrics(metrics_terms), "offline_share": float(coins.float().mean())}
+
+
+def _pair_terms(ctx: TrainContext, examples, columns: dict[str, list], cached: set[str]) -> DPOTerms:
+    reference = reference_logps(ctx, examples, columns, cached)
+    policy = completion_logps(ctx.adapter, ctx.policy, [e.request for e in examples], columns)
+    return dpo_sigmoid(policy["chosen"], policy["rejected"], reference["chosen"], reference["rejected"], ctx.config.beta)

@@ -1,0 +1,133 @@
+"""Trainers on a tiny LLaVA built from config: parameters move, invariants hold, runs resume."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mmbench.errors import MmbenchError
+from mmbench.trainers.config import TrainConfig
+from mmbench.trainers.registry import get_trainer
+
+from trainer_fixtures import ShorterIsBetter, make_model, make_prefs
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prefworld")
+    return {"prefs": make_prefs(root / "data"), "base": make_model(root / "models"), "root": root}
+
+
+def train(world, name, out, **options):
+    config = TrainConfig(trainer=name, base=str(world["base"]), data=str(world["prefs"]), out=str(out),
+                         lr=1e-3, max_steps=options.pop("max_steps", 2), batch_size=options.pop("batch_size", 4),
+                         cache_dir=str(world["root"] / "cache"), seed=0, **options)
+    trainer = get_trainer(name)
+    trainer.setup(config)
+    trainer.train()
+    return trainer.save()
+
+
+def weights(folder):
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_dpo_changes_every_trainable_parameter(world, tmp_path):
+    out = train(world, "dpo", tmp_path / "dpo", max_steps=3)
+    before, after = weights(world["base"]), weights(out)
+    trainable = [k for k in before if "vision_tower" not in k]
+    unchanged = [k for k in trainable if torch.equal(before[k], after[k])]
+    assert not unchanged, unchanged
+    frozen = [k for k in before if "vision_tower" in k]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["trainer"] == "dpo" and saved["max_steps"] == 3
+    assert (out / "metrics.json").exists() and len((out / "log.jsonl").read_text().splitlines()) == 3
+    assert not (tmp_path / "dpo.partial").exists()
+
+
+def test_gamma_one_is_plain_dpo(world, tmp_path):
+    dpo = weights(train(world, "dpo", tmp_path / "dpo"))
+    gamma1 = weights(train(world, "bdhs", tmp_path / "g1", gamma=1.0))
+    for key in dpo:
+        assert torch.allclose(dpo[key], gamma1[key], atol=1e-6), key
+
+
+def test_gradient_accumulation_matches_one_big_batch(world, tmp_path):
+    big = weights(train(world, "dpo", tmp_path / "big", batch_size=8, max_steps=2, optimizer="sgd"))
+    accum = weights(train(world, "dpo", tmp_path / "acc", batch_size=8, grad_accum=4, max_steps=2, optimizer="sgd"))
+    base = weights(world["base"])
+    assert any(not torch.equal(base[k], big[k]) for k in base)
+    for key in big:
+        assert torch.allclose(big[key], accum[key], atol=1e-6), key
+
+
+def test_resume_after_interruption_matches_uninterrupted(world, tmp_path, monkeypatch):
+    full = weights(train(world, "dpo", tmp_path / "full", max_steps=4, save_every=2))
+    from mmbench.trainers import steps
+
+    real = steps.dpo_step
+    calls = {"n": 0}
+
+    def dying(ctx, examples, step):
+        if step == 3:
+            raise KeyboardInterrupt("simulated kill")
+        calls["n"] += 1
+        return real(ctx, examples, step)
+
+    monkeypatch.setattr(steps, "dpo_step", dying)
+    with pytest.raises(KeyboardInterrupt):
+        train(world, "dpo", tmp_path / "resumed", max_steps=4, save_every=2)
+    assert (tmp_path / "resumed.partial" / "step.json").exists() and not (tmp_path / "resumed").exists()
+    monkeypatch.setattr(steps, "dpo_step", real)
+    resumed = weights(train(world, "dpo", tmp_path / "resumed", max_steps=4, save_every=2))
+    for key in full:
+        assert torch.allclose(full[key], resumed[key], atol=1e-6), key
+
+
+def test_mixed_dpo_p_endpoints(world, tmp_path, monkeypatch):
+    annotator = ShorterIsBetter()
+    monkeypatch.setattr("mmbench.trainers.setup.make_annotator", lambda config, data: annotator)
+    offline = weights(train(world, "mixed-dpo", tmp_path / "p1", p=1.0))
+    dpo = weights(train(world, "dpo", tmp_path / "dpo"))
+    assert annotator.calls == 0
+    for key in dpo:
+        assert torch.allclose(dpo[key], offline[key], atol=1e-6), key
+    out = train(world, "mixed-dpo", tmp_path / "p0", p=0.0, online_max_tokens=8)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert annotator.calls == 2 * 4 and all(entry["offline_share"] == 0.0 for entry in log)
+
+
+def test_bad_options_fail_with_one_line(world, tmp_path):
+    with pytest.raises(MmbenchError, match="gamma"):
+        train(world, "bdhs", tmp_path / "x", gamma=1.5)
+    with pytest.raises(MmbenchError, match="did you mean 'dpo'"):
+        get_trainer("dpoo")
+    bad = world["root"] / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "a", "image": "nope.png", "prompt": "p", "chosen": "c", "rejected": "r"}) + "\n")
+    config = TrainConfig(trainer="dpo", base=str(world["base"]), data=str(bad), out=str(tmp_path / "y"))
+    with pytest.raises(MmbenchError, match="bad.jsonl:1: image not found"):
+        get_trainer("dpo").setup(config)
+    bad.write_text(json.dumps({"id": "a", "image": "nope.png", "prompt": "p", "chosen": "c"}) + "\n")
+    with pytest.raises(MmbenchError, match="lacks rejected"):
+        get_trainer("dpo").setup(config)
+
+
+def test_bdhs_gamma_grid_shares_offline_negatives_and_reference_logps(world, tmp_path):
+    cache = world["root"] / "cache"
+    out = train(world, "bdhs", tmp_path / "g05", gamma=0.5)
+    log = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    assert {"external/margin", "bdhs/margin", "bdhs/accuracy"} <= set(log)
+    (negatives,) = cache.glob("bdhs-*.jsonl")
+    stamp = negatives.stat().st_mtime_ns
+    rows = [json.loads(line) for line in negatives.read_text().splitlines()]
+    assert len(rows) == 8 and all(r["ids"] for r in rows)
+    from mmbench.trainers.refcache import RefLogpCache
+
+    before = RefLogpCache(cache / "reference-logps.sqlite")._db.execute("SELECT COUNT(*) FROM ref").fetchone()[0]
+    out0 = train(world, "bdhs", tmp_path / "g0", gamma=0.0)
+    after = RefLogpCache(cache / "reference-logps.sqlite")._db.execute("SELECT COUNT(*) FROM ref").fetchone()[0]
+    assert negatives.stat().st_mtime_ns == stamp  # generated once, reused by the next γ
+    assert after == before  # γ=0 needed only chosen and BDHS columns, both cached by γ=0.5
+    assert "external/margin" not in json.loads((out0 / "log.jsonl").read_text().splitlines()[0])
