@@ -103,6 +103,8 @@ def eval_command(
                                        "(default: world for world models, else hub)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="records per benchmark (per POPE split)"),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1,
+                                                 help="cap on answer length for every benchmark"),
     out: Path = typer.Option(Path("runs"), "--out", help="run folder root"),
     name: Optional[str] = typer.Option(None, "--name", help="run name (default: the checkpoint's folder name)"),
     strict: bool = typer.Option(False, "--strict", help="POPE: lmms-eval's exact-match parse"),
@@ -127,7 +129,8 @@ def eval_command(
     config = _judge_config(judge_model, judge_base_url, judge_api_key_env, judge_concurrency, judge_cache,
                            no_judge_cache, judge_prompt, judge_runs, judge_api_version)
     request = EvalRequest(model=ckpt, benchmarks=resolve_benchmarks(benchmarks), data=data, out=out,
-                          limit=limit, batch_size=batch_size, strict_pope=strict, name=name, judge=config,
+                          limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens, strict_pope=strict,
+                          name=name, judge=config,
                           judge_explicit=bool(judge_model or judge_base_url or judge_prompt), dtype=dtype,
                           device=device, trust_remote_code=trust_remote_code)
     results = run_eval(request)
@@ -208,6 +211,8 @@ def train(
     annotator: Optional[str] = typer.Option(None, "--annotator", help="mixed-dpo: 'scene' or a judge model id"),
     annotator_base_url: Optional[str] = typer.Option(None, "--annotator-base-url"),
     mixed_precision: str = typer.Option("no", "--mixed-precision", help="no | bf16 | fp16"),
+    optimizer: str = typer.Option("adamw", "--optimizer", help="adamw | sgd"),
+    save_every: int = typer.Option(25, "--save-every", help="steps between resumable training states"),
 ) -> None:
     from mmbench.reports.console import console
     from mmbench.trainers.bdhs import BDHSConfig
@@ -218,6 +223,7 @@ def train(
                          beta=beta, lr=lr, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
                          seed=seed, limit=limit, lora=lora, online_bdhs=online_bdhs, annotator=annotator,
                          annotator_base_url=annotator_base_url, mixed_precision=mixed_precision,
+                         optimizer=optimizer, save_every=save_every,
                          bdhs=BDHSConfig(rho_th=rho_th, epsilon_s=epsilon_s, embedder=embedder))
     plugin = get_trainer(trainer)
     plugin.setup(config)

@@ -131,3 +131,27 @@ def test_bdhs_gamma_grid_shares_offline_negatives_and_reference_logps(world, tmp
     assert negatives.stat().st_mtime_ns == stamp  # generated once, reused by the next γ
     assert after == before  # γ=0 needed only chosen and BDHS columns, both cached by γ=0.5
     assert "external/margin" not in json.loads((out0 / "log.jsonl").read_text().splitlines()[0])
+
+
+def test_two_processes_equal_one_with_the_same_global_batch(world, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    common = ["train", "dpo", "--base", str(world["base"]), "--data", str(world["prefs"]), "--batch-size", "4",
+              "--max-steps", "3", "--lr", "0.01", "--optimizer", "sgd"]
+    one = subprocess.run([sys.executable, "-m", "mmbench", *common, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "-m", "mmbench", *common,
+                          "--out", str(tmp_path / "two")], capture_output=True, text=True)
+    assert two.returncode == 0, two.stderr[-3000:]
+    log1 = [json.loads(x) for x in (tmp_path / "one" / "log.jsonl").read_text().splitlines()]
+    log2 = [json.loads(x) for x in (tmp_path / "two" / "log.jsonl").read_text().splitlines()]
+    assert [round(e["loss"], 5) for e in log1] == [round(e["loss"], 5) for e in log2]
+    assert log1[-1]["loss"] != log1[0]["loss"]
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5), key

@@ -22,6 +22,7 @@ class EvalRequest:
     out: Path = Path("runs")
     limit: int | None = None
     batch_size: int = 16
+    max_new_tokens: int | None = None
     strict_pope: bool = False
     name: str | None = None  # run folder name (default: the model folder's name)
     meta: dict = field(default_factory=dict)  # knob/value/seed for model.json
@@ -125,7 +126,7 @@ def run_eval(request: EvalRequest) -> dict[str, dict]:
                 "knob": "base" if request.model is None else "", **request.meta}
         atomic_write_json(Path(request.out) / name / "model.json", meta)
     settings = EvalSettings(data=data, limit=request.limit, batch_size=request.batch_size,
-                            strict_pope=request.strict_pope)
+                            strict_pope=request.strict_pope, max_new_tokens=request.max_new_tokens)
     if not benchmarks:
         raise MmbenchError("no benchmark selected")
     return evaluate(generator, benchmarks, Path(request.out), settings, judge_step, dist,

@@ -30,12 +30,20 @@ class EvalSettings:
     batch_size: int = 8
     strict_pope: bool = False
     chunk: int = 64  # generations between two samples-file rewrites
+    max_new_tokens: int | None = None  # cap on every benchmark's answer length (small models, smoke runs)
     extra: dict = field(default_factory=dict)  # recorded in results.config (judge, engine, ...)
 
     def fingerprint(self, benchmark: Benchmark) -> dict:
         """What must match for a finished benchmark to be reused on a rerun."""
         return {"data": self.data, "limit": self.limit, "version": benchmark.version,
-                "parse": "strict" if self.strict_pope else "official"}
+                "parse": "strict" if self.strict_pope else "official", "max_new_tokens": self.max_new_tokens}
+
+    def generation(self, benchmark: Benchmark):
+        from dataclasses import replace
+
+        cap = self.max_new_tokens
+        settings = benchmark.generation
+        return replace(settings, max_new_tokens=min(settings.max_new_tokens, cap)) if cap else settings
 
 
 @dataclass
@@ -56,9 +64,11 @@ class Distributed:
 
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return cls()
+        import torch
         from accelerate import PartialState
 
-        state = PartialState()
+        # Without cpu=True accelerate does not set up a CPU process group (gloo) from torchrun's env.
+        state = PartialState(cpu=not torch.cuda.is_available())
         return cls(rank=state.process_index, size=state.num_processes, barrier=state.wait_for_everyone)
 
 
@@ -99,7 +109,7 @@ def generate_samples(generator: Generator, benchmark: Benchmark, records: Sequen
     for start in range(0, len(todo), settings.chunk):
         chunk = todo[start:start + settings.chunk]
         requests = [GenerationRequest(prompt=r.prompt, image=r.image) for r in chunk]
-        responses = generator.generate(requests, benchmark.generation, batch_size=settings.batch_size)
+        responses = generator.generate(requests, settings.generation(benchmark), batch_size=settings.batch_size)
         for record, response in zip(chunk, responses):
             done[record.id] = _make_sample(benchmark, record, response, path.parent)
         write_samples(path, [done[r.id] for r in records if r.id in done])
@@ -174,6 +184,8 @@ def evaluate(generator: Generator, benchmarks: Sequence[Benchmark], out: Path, s
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     dist = dist or Distributed()
+    if dist.size > 1 and dist.main:
+        print(f"mmbench eval: records sharded over {dist.size} processes", flush=True)
     columns = (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     all_results: dict[str, dict] = {}
     with Progress(*columns, disable=not (show_progress and dist.main), transient=False) as progress:

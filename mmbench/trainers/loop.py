@@ -128,7 +128,8 @@ def run_training(config: TrainConfig, adapter, step_fn: StepFn, examples: list[P
 
     work = partial_dir(Path(config.out))
     accelerator = accelerator or Accelerator(gradient_accumulation_steps=config.grad_accum,
-                                             mixed_precision=config.mixed_precision)
+                                             mixed_precision=config.mixed_precision,
+                                             cpu=not torch.cuda.is_available())
     processes = accelerator.num_processes
     micro = config.batch_size // config.grad_accum
     if micro % processes:
@@ -179,6 +180,10 @@ def run_training(config: TrainConfig, adapter, step_fn: StepFn, examples: list[P
                     optimizer.zero_grad()
                 for key, value in {"loss": loss.item(), **metrics}.items():
                     metrics_sum[key] = metrics_sum.get(key, 0.0) + value / config.grad_accum
+            if processes > 1:  # log the global mean, not the main process's shard
+                keys = sorted(metrics_sum)
+                values = torch.tensor([metrics_sum[k] for k in keys], device=accelerator.device)
+                metrics_sum = dict(zip(keys, accelerator.reduce(values, reduction="mean").tolist()))
             last = {"step": step + 1, **metrics_sum}
             if accelerator.is_main_process:
                 with log_path.open("a") as handle:
