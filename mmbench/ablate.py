@@ -36,6 +36,7 @@ class AblationConfig:
     max_steps: int = 40
     limit: int | None = None  # records per benchmark (per POPE split) in every evaluation
     batch_size: int = 32  # generation batch size
+    max_new_tokens: int | None = None  # cap on answer length in every evaluation
     out: str = ""
     point: int | None = None
     train: dict = field(default_factory=dict)  # TrainConfig fields (lr, beta, batch_size, ...)
@@ -161,7 +162,8 @@ def _eval(config: AblationConfig, benchmarks, model: str | None, name: str, meta
     from mmbench.harness.eval_api import EvalRequest, run_eval
 
     run_eval(EvalRequest(model=model, benchmarks=benchmarks, data=config.eval_data, out=config.folder / "runs",
-                         limit=config.limit, batch_size=config.batch_size, name=name, meta=meta))
+                         limit=config.limit, batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
+                         name=name, meta=meta, show_progress=True))
 
 
 def precompute(config: AblationConfig, benchmarks) -> None:

@@ -185,3 +185,28 @@ def test_bad_dtype_and_device_are_errors(tiny_path):
         load_model(tiny_path, dtype="float8")
     with pytest.raises(MmbenchError, match="device"):
         load_model(tiny_path, device="nonsense")
+
+
+def test_checkpoint_with_missing_weights_is_refused(tmp_path, tiny_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "partial"
+    shutil.copytree(tiny_path, folder)
+    weights = load_file(folder / "model.safetensors")
+    dropped = next(k for k in weights if "multi_modal_projector" in k)
+    del weights[dropped]
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(MmbenchError, match="missing"):
+        load_model(folder)
+
+
+def test_original_llava_repo_format_is_refused(tmp_path, tiny_path):
+    import json
+
+    folder = tmp_path / "orig"
+    shutil.copytree(tiny_path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["architectures"] = ["LlavaLlamaForCausalLM"]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(MmbenchError, match="LlavaLlamaForCausalLM"):
+        load_model(folder)

@@ -50,10 +50,14 @@ def load_model(path_or_hub_id: str | Path, *, dtype: str = "auto", device: str =
     common = {"trust_remote_code": trust_remote_code, "local_files_only": local_only}
     try:
         processor = AutoProcessor.from_pretrained(source, **common)
-        model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch_dtype, use_safetensors=True,
-                                                            **common)
+        model, info = AutoModelForImageTextToText.from_pretrained(
+            source, dtype=torch_dtype, use_safetensors=True, output_loading_info=True, **common)
     except (OSError, ValueError, KeyError) as exc:
         raise MmbenchError(f"could not load {path_or_hub_id}: {_first_line(exc)}") from exc
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:  # randomly initialised weights would be scored as if they were the model
+        raise MmbenchError(f"{path_or_hub_id}: {len(missing)} weights missing from the checkpoint "
+                           f"(e.g. {', '.join(missing[:3])})")
     if not hasattr(processor, "apply_chat_template") or getattr(processor, "tokenizer", None) is None:
         raise MmbenchError(f"{path_or_hub_id}: its processor has no tokenizer/chat template")
     model.to(device).eval()
@@ -270,7 +274,9 @@ def _check_architecture(config: dict, spec: str, trust_remote_code: bool) -> Non
 
     model_type = config.get("model_type")
     architectures = config.get("architectures") or []
-    if model_type in known or any(a in known.values() for a in architectures):
+    # The declared class decides when there is one: the original LLaVA repos say model_type
+    # "llava" but hold `LlavaLlamaForCausalLM` weights that transformers' Llava cannot read.
+    if any(a in known.values() for a in architectures) or (not architectures and model_type in known):
         return
     auto_map = config.get("auto_map") or {}
     if "AutoModelForImageTextToText" in auto_map:

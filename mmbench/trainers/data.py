@@ -1,6 +1,6 @@
 """Preference data: POVID-style JSONL rows {"id", "image", "prompt", "chosen", "rejected"} and
-prompt-only rows {"id", "image", "prompt"} for online sampling.  Image paths are relative to the
-JSONL file (or absolute)."""
+prompt-only rows {"id", "image", "prompt"} for online sampling.  Image paths are absolute or relative to the
+JSONL file's folder (or its parent)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,14 @@ class PreferenceExample:
         return GenerationRequest(prompt=self.prompt, image=self.image)
 
 
+def _resolve_image(path: Path, image: str) -> Path | None:
+    """Absolute, or relative to the JSONL file's folder or the folder above it (a data root
+    that keeps `prefs/train.jsonl` beside `images/`)."""
+    candidate = Path(image)
+    options = [candidate] if candidate.is_absolute() else [path.parent / candidate, path.parent.parent / candidate]
+    return next((o for o in options if o.is_file()), None)
+
+
 def load_preferences(path: Path, *, need_chosen: bool = True, need_rejected: bool = True,
                      limit: int | None = None) -> list[PreferenceExample]:
     """Read and check a preference file; a bad row is named by file and line number."""
@@ -46,9 +54,8 @@ def load_preferences(path: Path, *, need_chosen: bool = True, need_rejected: boo
             missing = [k for k in required if not isinstance(row.get(k), str) or not row.get(k)]
             if missing:
                 raise MmbenchError(f"{where}: preference row lacks {', '.join(missing)}")
-            image = Path(row["image"])
-            image = image if image.is_absolute() else path.parent / image
-            if not image.is_file():
+            image = _resolve_image(path, row["image"])
+            if image is None:
                 raise MmbenchError(f"{where}: image not found: {row['image']}")
             if row["id"] in seen:
                 raise MmbenchError(f"{where}: duplicate id {row['id']!r}")

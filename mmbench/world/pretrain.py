@@ -191,12 +191,17 @@ def _freeze_unused(model) -> None:
     """Freeze what LLaVA never reads, so every trainable parameter really trains.
 
     LLaVA takes one hidden layer of the vision tower, never its pooled output: the post-layernorm
-    and every layer after `vision_feature_layer` get no gradient.
+    and every layer after `vision_feature_layer` get no gradient.  A key-projection bias adds the
+    same amount to every attention logit of a query, which softmax cancels: its true gradient is
+    zero, and Adam would only amplify rounding noise into thread-count-dependent updates.
     """
     tower = model.model.vision_tower
     vision = getattr(tower, "vision_model", tower)
     for p in getattr(vision, "post_layernorm", _Empty()).parameters():
         p.requires_grad_(False)
+    for name, p in model.named_parameters():
+        if name.endswith("k_proj.bias"):
+            p.requires_grad_(False)
     layer = model.config.vision_feature_layer
     layers = vision.encoder.layers
     if isinstance(layer, int) and layer != -1:
