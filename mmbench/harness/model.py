@@ -38,7 +38,6 @@ def load_model(path_or_hub_id: str | Path, *, dtype: str = "auto", device: str =
     dtype "auto" is float32 on CPU and the checkpoint's half-precision dtype (if it has one) on
     a GPU; device "auto" is "cuda" when available, else "cpu".
     """
-
     if dtype not in DTYPES:
         raise MmbenchError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     device = _resolve_device(device)
@@ -58,8 +57,8 @@ def load_model(path_or_hub_id: str | Path, *, dtype: str = "auto", device: str =
     if missing:  # randomly initialised weights would be scored as if they were the model
         raise MmbenchError(f"{path_or_hub_id}: {len(missing)} weights missing from the checkpoint "
                            f"(e.g. {', '.join(missing[:3])})")
-    if not hasattr(processor, "apply_chat_template") or getattr(processor, "tokenizer", None) is None:
-        raise MmbenchError(f"{path_or_hub_id}: its processor has no tokenizer/chat template")
+    if getattr(processor, "tokenizer", None) is None or not getattr(processor, "chat_template", None):
+        raise MmbenchError(f"{path_or_hub_id}: its processor has no tokenizer or no chat template")
     model.to(device).eval()
     return HFVisionLanguageModel(model, processor, name=name)
 
