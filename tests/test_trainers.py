@@ -21,7 +21,8 @@ def world(tmp_path_factory):
 
 def train(world, name, out, **options):
     config = TrainConfig(trainer=name, base=str(world["base"]), data=str(world["prefs"]), out=str(out),
-                         lr=1e-3, max_steps=options.pop("max_steps", 2), batch_size=options.pop("batch_size", 4),
+                         lr=options.pop("lr", 1e-3), max_steps=options.pop("max_steps", 2),
+                         batch_size=options.pop("batch_size", 4),
                          cache_dir=str(world["root"] / "cache"), seed=0, **options)
     trainer = get_trainer(name)
     trainer.setup(config)
@@ -155,3 +156,32 @@ def test_two_processes_equal_one_with_the_same_global_batch(world, tmp_path):
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-5), key
+
+
+def test_lora_reference_is_the_base_with_adapters_off(world, tmp_path):
+    pytest.importorskip("peft")
+    out = train(world, "dpo", tmp_path / "lora", lora=True, lora_rank=4, lora_alpha=8, max_steps=3, lr=0.01)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log[0]["loss"] == pytest.approx(0.6931, abs=1e-4)  # policy == reference at step 0
+    before, after = weights(world["base"]), weights(out)
+    assert set(before) == set(after)  # adapters merged: a plain checkpoint that eval can read
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed and all("language_model" in k for k in changed)
+
+
+def test_online_bdhs_generates_negatives_from_the_policy(world, tmp_path, monkeypatch):
+    from mmbench.trainers import bdhs
+
+    calls = []
+    real = bdhs.sample_negatives
+
+    def spy(adapter, examples, config, embed, **kwargs):
+        calls.append(len(examples))
+        return real(adapter, examples, config, embed, **kwargs)
+
+    monkeypatch.setattr(bdhs, "sample_negatives", spy)
+    monkeypatch.setattr(bdhs, "load_embedder", lambda name: lambda texts: torch.nn.functional.normalize(
+        torch.stack([torch.tensor([float(len(t)), float(t.count(" ")) + 1.0]) for t in texts]), dim=-1))
+    out = train(world, "bdhs", tmp_path / "online", gamma=0.0, online_bdhs=True, max_steps=2)
+    assert calls == [4, 4]  # one batch of negatives per step, none precomputed
+    assert "bdhs/margin" in (out / "log.jsonl").read_text()
