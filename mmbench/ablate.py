@@ -158,26 +158,32 @@ def print_plan(config: AblationConfig, benchmarks) -> None:
                   f"{cache / 'reference-logps.sqlite'}; benchmarks: {', '.join(b.name for b in benchmarks)}")
 
 
-def _eval(config: AblationConfig, benchmarks, model: str | None, name: str, meta: dict) -> None:
+def _eval(config: AblationConfig, benchmarks, model: str | None, name: str, meta: dict,
+          distributed: bool = True) -> None:
     from mmbench.harness.eval_api import EvalRequest, run_eval
 
     run_eval(EvalRequest(model=model, benchmarks=benchmarks, data=config.eval_data, out=config.folder / "runs",
                          limit=config.limit, batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
-                         name=name, meta=meta, show_progress=True))
+                         name=name, meta=meta, show_progress=True, distributed=distributed))
 
 
 def precompute(config: AblationConfig, benchmarks) -> None:
-    """Work every point shares, done once even when several workers start together."""
+    """Work every point shares, done once even when several workers start together: the first
+    worker to take the lock does it (in its main process alone); the others then find it done."""
     from filelock import FileLock
 
+    from mmbench.harness.evaluate import Distributed
     from mmbench.trainers.setup import precompute_shared
 
+    dist = Distributed.detect()
     config.folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(config.folder / ".precompute.lock")):
-        _eval(config, benchmarks, config.base, "base", {"knob": "base"})
-        # BDHS negatives only matter if some γ < 1; reference log-probs for every point.
-        needs_bdhs = config.knob == "gamma" and any(v < 1 for v in config.values)
-        precompute_shared(train_config(config, min(config.values), config.seeds[0]), bdhs=needs_bdhs)
+    if dist.main:
+        with FileLock(str(config.folder / ".precompute.lock")):
+            _eval(config, benchmarks, config.base, "base", {"knob": "base"}, distributed=False)
+            # BDHS negatives only matter if some γ < 1; reference log-probs for every point.
+            needs_bdhs = config.knob == "gamma" and any(v < 1 for v in config.values)
+            precompute_shared(train_config(config, min(config.values), config.seeds[0]), bdhs=needs_bdhs)
+    dist.barrier()
 
 
 def run_ablation(config: AblationConfig) -> dict:
@@ -186,11 +192,15 @@ def run_ablation(config: AblationConfig) -> dict:
     from mmbench.reports.console import console
     from mmbench.trainers.registry import get_trainer
 
+    from mmbench.harness.evaluate import Distributed
+
     benchmarks = resolve_benchmarks(config.benchmarks)
+    main = Distributed.detect().main  # under accelerate launch: one plan, one report
     config.folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(config.folder / ("ablation.json" if config.point is None else f"ablation.point{config.point}.json"),
-                      asdict(config))
-    print_plan(config, benchmarks)
+    if main:
+        name = "ablation.json" if config.point is None else f"ablation.point{config.point}.json"
+        atomic_write_json(config.folder / name, asdict(config))
+        print_plan(config, benchmarks)
     precompute(config, benchmarks)
     for value, seed in grid(config):
         name = point_name(config.knob, value, seed)
@@ -202,6 +212,8 @@ def run_ablation(config: AblationConfig) -> dict:
             trainer.train()
             trainer.save()
         _eval(config, benchmarks, str(checkpoint), name, {"knob": config.knob, "value": value, "seed": seed})
+    if not main:
+        return {}
     if config.point is not None:
         console.print(f"point {config.point} done; merge with `mmbench report {config.folder / 'runs'} "
                       f"--out {config.folder}` when every point has finished")

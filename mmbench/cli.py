@@ -267,6 +267,19 @@ def world_build(
     build_command(seed=seed, out=out, small=small)
 
 
+@world_app.command("pretrain")
+def world_pretrain(
+    steps: int = typer.Option(2600, "--steps", min=3, help="optimizer steps over all stages"),
+    seed: int = typer.Option(0, "--seed", help="model and data-order seed"),
+    out: Path = typer.Option(Path("mmbench/world/base_model"), "--out", help="model folder to write"),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: every core)"),
+) -> None:
+    """Pre-train the world's tiny LLaVA from scratch (resumable: rerun the same command)."""
+    from mmbench.world.recipe import pretrain_base
+
+    print(f"model: {pretrain_base(out, seed=seed, steps=steps, threads=threads)}")
+
+
 def main() -> None:
     """Entry point: a user-facing problem is one line on stderr and exit code 2, no traceback."""
     try:

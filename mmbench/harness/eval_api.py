@@ -32,6 +32,7 @@ class EvalRequest:
     device: str = "auto"
     trust_remote_code: bool = False
     show_progress: bool = True
+    distributed: bool = True  # False: this process alone, even under a multi-process launcher
 
 
 def is_world_model(path: Path) -> bool:
@@ -120,7 +121,7 @@ def run_eval(request: EvalRequest) -> dict[str, dict]:
                        trust_remote_code=request.trust_remote_code)
     name = request.name or ("base" if request.model is None else model.name)
     generator = _Named(model, name)
-    dist = Distributed.detect()
+    dist = Distributed.detect() if request.distributed else Distributed()
     if dist.main:
         meta = {"model": name, "checkpoint": model_spec, "engine": "mmbench",
                 "knob": "base" if request.model is None else "", **request.meta}

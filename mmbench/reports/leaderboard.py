@@ -132,7 +132,9 @@ def leaderboard_frame(rows: list[Row]):
         record = {"model": row.model, "knob": row.knob, "value": row.value, "seed": row.seed}
         record.update({b: row.cells[b].value for b in IDS})
         records.append(record)
-    return pd.DataFrame.from_records(records, columns=["model", "knob", "value", "seed", *IDS])
+    frame = pd.DataFrame.from_records(records, columns=["model", "knob", "value", "seed", *IDS])
+    frame["seed"] = frame["seed"].astype("Int64")  # the base row has no seed; keep the others integers
+    return frame
 
 
 def _best(rows: list[Row], benchmark: str) -> float | None:

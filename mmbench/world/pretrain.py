@@ -45,6 +45,7 @@ class PretrainConfig:
     checkpoint_every: int = 200
     threads: int = 0  # torch CPU threads; 0 = every core
     init_from: str | None = None  # continue from a saved model folder instead of a fresh model
+    aux_loss: dict = field(default_factory=dict)  # describes the `aux` passed in (checked on resume)
     model: dict = field(default_factory=dict)  # build_tiny_llava options for a fresh model
 
 
@@ -59,11 +60,13 @@ class PretrainResult:
 
 def pretrain(examples: Sequence | Iterable, out_dir: str | Path, config: PretrainConfig | None = None, *,
              extra_words: Iterable[str] = (), progress: bool = True, overwrite: bool = False,
-             **overrides: Any) -> PretrainResult:
+             aux=None, **overrides: Any) -> PretrainResult:
     """Train on `examples` — (PIL image or None, prompt, response) — and save to `out_dir`.
 
     `overrides` are PretrainConfig fields (`steps=`, `seed=`, ...).  `extra_words` join the
     tokenizer's vocabulary when a fresh model is built (e.g. words only benchmark prompts use).
+    `aux`, if given, adds an auxiliary loss: `aux.head` (a module trained at the vision lr, saved
+    with the resume state, not with the model) and `aux(outputs, inputs, indices)` -> loss tensor.
     """
     import torch
 
@@ -94,9 +97,11 @@ def pretrain(examples: Sequence | Iterable, out_dir: str | Path, config: Pretrai
     model = lm.model
     model.to("cpu").float().train()
     _freeze_unused(model)
-    optimizer = _optimizer(model, cfg)
+    optimizer = _optimizer(model, cfg, aux)
     start = 0
     if state is not None:
+        if aux is not None:
+            aux.head.load_state_dict(state["aux"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         start = state["step"]
@@ -104,24 +109,27 @@ def pretrain(examples: Sequence | Iterable, out_dir: str | Path, config: Pretrai
     _truncate_log(log_path, start)
 
     completion_cache: dict[int, list[int]] = {}
-    window: list[float] = []
+    window: list[tuple[float, float]] = []
     last_loss = float("nan")
     t0 = time.perf_counter()
     with _Progress(progress, cfg.steps, start) as bar:
         for step in range(start, cfg.steps):
             _set_lr(optimizer, cfg, step)
             idx = _batch_indices(len(data), cfg.batch_size, cfg.seed, step)
-            loss = _train_step(lm, optimizer, [data[i] for i in idx], idx, completion_cache, cfg.grad_clip)
-            window.append(loss)
+            window.append(_train_step(lm, optimizer, [data[i] for i in idx], idx, completion_cache,
+                                      cfg.grad_clip, aux))
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps:
-                last_loss = sum(window) / len(window)
+                last_loss = sum(w[0] for w in window) / len(window)
                 rate = (done - start) / (time.perf_counter() - t0)
-                _append_log(log_path, {"step": done, "loss": round(last_loss, 5),
-                                       "lr": optimizer.param_groups[0]["lr"], "steps_per_s": round(rate, 3)})
+                record = {"step": done, "loss": round(last_loss, 5), "lr": optimizer.param_groups[0]["lr"],
+                          "steps_per_s": round(rate, 3)}
+                if aux is not None:  # the answer loss alone is `loss - aux`
+                    record["aux"] = round(sum(w[1] for w in window) / len(window), 5)
+                _append_log(log_path, record)
                 window.clear()
             if done % cfg.checkpoint_every == 0 and done < cfg.steps:
-                _save_state(state_dir, lm, optimizer, done, cfg, fingerprint)
+                _save_state(state_dir, lm, optimizer, done, cfg, fingerprint, aux)
             bar.advance(last_loss)
     rate = (cfg.steps - start) / max(time.perf_counter() - t0, 1e-9)
     _finish(lm, out_dir, state_dir, cfg)
@@ -140,7 +148,7 @@ def answer_loss(logits, labels):
     return per_example.mean()
 
 
-def _train_step(lm, optimizer, batch, idx, completion_cache, grad_clip) -> float:
+def _train_step(lm, optimizer, batch, idx, completion_cache, grad_clip, aux=None) -> tuple[float, float]:
     import torch
 
     completions = []
@@ -152,13 +160,17 @@ def _train_step(lm, optimizer, batch, idx, completion_cache, grad_clip) -> float
     enc = lm.encode_completions(requests, completions)
     labels = enc.pop("labels")
     enc.pop("prompt_lengths")
-    loss = answer_loss(lm.model(**enc).logits, labels)
+    out = lm.model(**enc, output_hidden_states=aux is not None)
+    loss = answer_loss(out.logits, labels)
+    extra = aux(out, enc, idx) if aux is not None else loss.new_zeros(())
+    loss = loss + extra
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip:
-        torch.nn.utils.clip_grad_norm_([p for p in lm.model.parameters() if p.requires_grad], grad_clip)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
-    return float(loss.detach())
+    return float(loss.detach()), float(extra.detach())
 
 
 def _batch_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
@@ -216,7 +228,7 @@ class _Empty:
         return []
 
 
-def _optimizer(model, cfg: PretrainConfig):
+def _optimizer(model, cfg: PretrainConfig, aux=None):
     import torch
 
     vision, text = [], []
@@ -225,6 +237,8 @@ def _optimizer(model, cfg: PretrainConfig):
             (vision if "vision_tower" in name or "multi_modal_projector" in name else text).append(p)
     groups = [{"params": text, "lr": cfg.lr, "base_lr": cfg.lr},
               {"params": vision, "lr": cfg.vision_lr, "base_lr": cfg.vision_lr}]
+    if aux is not None:
+        groups.append({"params": list(aux.head.parameters()), "lr": cfg.vision_lr, "base_lr": cfg.vision_lr})
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
 
 
@@ -256,7 +270,8 @@ def _fingerprint(data) -> str:
 
 
 # ---- state, logs and the final folder -------------------------------------------------------
-def _save_state(state_dir: Path, lm, optimizer, step: int, cfg: PretrainConfig, fingerprint: str) -> None:
+def _save_state(state_dir: Path, lm, optimizer, step: int, cfg: PretrainConfig, fingerprint: str,
+                aux=None) -> None:
     import torch
 
     tmp, live, old = state_dir / "ckpt.tmp", state_dir / "ckpt", state_dir / "ckpt.old"
@@ -265,7 +280,8 @@ def _save_state(state_dir: Path, lm, optimizer, step: int, cfg: PretrainConfig, 
     lm.model.save_pretrained(tmp, safe_serialization=True)
     lm.processor.save_pretrained(tmp)
     torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-                "config": asdict(cfg), "fingerprint": fingerprint}, tmp / "state.pt")
+                "config": asdict(cfg), "fingerprint": fingerprint,
+                "aux": aux.head.state_dict() if aux is not None else None}, tmp / "state.pt")
     # Swap by renames: a crash at any point leaves either `ckpt` or `ckpt.old` complete.
     shutil.rmtree(old, ignore_errors=True)
     if live.exists():

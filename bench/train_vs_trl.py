@@ -1,0 +1,105 @@
+"""Pairs per second of mmbench's DPO step against TRL's DPOTrainer on the same tiny LLaVA, batch
+and pairs; and a BDHS line: one batch of three completions against TRL on two expanded pairs.
+
+    python bench/train_vs_trl.py [--steps 20] [--batch 8]
+
+Prints absolute rates and the ratio (target: mmbench ≥ 1.5× TRL).  Both use the same
+reference model each step (no precomputed reference log-probs) unless --cached is given, in
+which case mmbench reads them from its disk cache as every grid point after the first does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30), "yellow": (230, 220, 40)}
+
+
+def make_data(root: Path, n: int) -> Path:
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    names = list(COLOURS)
+    rows = []
+    for i in range(n):
+        colour, wrong = names[i % 4], names[(i + 1) % 4]
+        Image.new("RGB", (64, 64), COLOURS[colour]).save(root / "images" / f"{i}.png")
+        rows.append({"id": f"ex{i}", "image": f"images/{i}.png", "prompt": "what colour is the square ?",
+                     "chosen": f"the square is {colour} . it is small and it sits in the middle .",
+                     "rejected": f"the square is {wrong} . it is big and it sits on the left ."})
+    path = root / "prefs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def run_mmbench(base: Path, prefs: Path, out: Path, trainer: str, steps: int, batch: int, cached: bool, **extra) -> float:
+    from mmbench.trainers.config import TrainConfig
+    from mmbench.trainers.registry import get_trainer
+
+    config = TrainConfig(trainer=trainer, base=str(base), data=str(prefs), out=str(out), max_steps=steps,
+                         batch_size=batch, lr=1e-5, save_every=10**9, cache_dir=str(out.parent / "cache"), **extra)
+    plugin = get_trainer(trainer)
+    plugin.setup(config)
+    if cached:  # warm the reference cache as a previous grid point would have
+        from mmbench.trainers.setup import precompute_shared
+
+        precompute_shared(config, bdhs=trainer == "bdhs")
+    start = time.perf_counter()
+    plugin.train()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def run_trl(base: Path, prefs: Path, out: Path, steps: int, batch: int, expand_bdhs: bool) -> float:
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from mmbench.harness.model import load_model
+
+    policy, reference = load_model(base), load_model(base)
+    rows = [json.loads(line) for line in prefs.read_text().splitlines()]
+    if expand_bdhs:  # TRL is two-way: a three-completion BDHS batch becomes two pairs per example
+        rows = [r for row in rows for r in (row, {**row, "rejected": row["rejected"].replace("big", "tiny")})]
+    data = Dataset.from_dict({
+        "images": [[Image.open(prefs.parent / r["image"]).convert("RGB")] for r in rows],
+        "prompt": [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": r["prompt"]}]}] for r in rows],
+        "chosen": [[{"role": "assistant", "content": [{"type": "text", "text": r["chosen"]}]}] for r in rows],
+        "rejected": [[{"role": "assistant", "content": [{"type": "text", "text": r["rejected"]}]}] for r in rows],
+    })
+    args = DPOConfig(output_dir=str(out), per_device_train_batch_size=batch * (2 if expand_bdhs else 1),
+                     max_steps=steps, learning_rate=1e-5, report_to=[], use_cpu=True, save_strategy="no",
+                     logging_steps=10**9, beta=0.1, dataloader_num_workers=0, bf16=False, fp16=False)
+    trainer = DPOTrainer(model=policy.model, ref_model=reference.model, args=args, train_dataset=data,
+                         processing_class=policy.processor)
+    start = time.perf_counter()
+    trainer.train()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--cached", action="store_true", help="mmbench reads reference log-probs from its cache")
+    args = parser.parse_args()
+    from mmbench.world.tinyllava import tiny_llava_for_tests
+
+    root = Path(tempfile.mkdtemp(prefix="mmbench-bench-"))
+    prefs = make_data(root / "data", args.steps * args.batch)
+    texts = [json.loads(line)[k] for line in prefs.read_text().splitlines() for k in ("prompt", "chosen", "rejected")]
+    base = tiny_llava_for_tests(root / "models", texts + ["tiny"], vision_width=128, vision_layers=4,
+                                text_width=256, text_layers=4, heads=4)
+    ours = run_mmbench(base, prefs, root / "ours", "dpo", args.steps, args.batch, args.cached)
+    theirs = run_trl(base, prefs, root / "trl", args.steps, args.batch, expand_bdhs=False)
+    print(f"DPO   mmbench {ours:7.1f} pairs/s   TRL {theirs:7.1f} pairs/s   ratio {ours / theirs:.2f}x")
+    ours_b = run_mmbench(base, prefs, root / "ours_bdhs", "bdhs", args.steps, args.batch, args.cached, gamma=0.5)
+    theirs_b = run_trl(base, prefs, root / "trl_bdhs", args.steps, args.batch, expand_bdhs=True)
+    print(f"BDHS  mmbench {ours_b:7.1f} examples/s TRL {theirs_b:7.1f} examples/s (2 pairs each)   "
+          f"ratio {ours_b / theirs_b:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
