@@ -48,13 +48,17 @@ def list_benchmarks() -> None:
 def inspect(
     benchmark: str = typer.Argument(..., help="benchmark id, e.g. pope"),
     n: int = typer.Option(3, "-n", help="how many records to show"),
-    data: Optional[str] = typer.Option(None, "--data", help="data folder, a hub id, or 'hub'"),
+    data: str = typer.Option("world", "--data", help="world (built on demand), hub, a hub id, or a folder"),
 ) -> None:
     """Show records of a benchmark and the exact prompts the model gets."""
     from mmbench.benchmarks import get_benchmark, load_records
     from mmbench.reports.console import print_records
 
     bench = get_benchmark(benchmark)
+    if data == "world":
+        from mmbench.world.build import ensure_world
+
+        data = str(ensure_world())
     print_records(bench, load_records(bench, data, limit=None)[:n])
 
 
