@@ -115,6 +115,8 @@ def eval_command(
     dtype: str = typer.Option("auto", "--dtype", help="auto | float32 | bfloat16 | float16"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="run the checkpoint's own code"),
+    engine: str = typer.Option("mmbench", "--engine", help="mmbench | lmms-eval (lmms-eval's tasks and LLaVA "
+                               "class; MMHal/MMHal-V fall back to mmbench; see docs/lmms_eval.md)"),
     judge_model: Optional[str] = JUDGE_MODEL,
     judge_base_url: Optional[str] = JUDGE_BASE_URL,
     judge_api_key_env: str = JUDGE_API_KEY_ENV,
@@ -136,7 +138,7 @@ def eval_command(
                           limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens, strict_pope=strict,
                           name=name, judge=config,
                           judge_explicit=bool(judge_model or judge_base_url or judge_prompt), dtype=dtype,
-                          device=device, trust_remote_code=trust_remote_code)
+                          device=device, trust_remote_code=trust_remote_code, engine=engine)
     results = run_eval(request)
     if results:
         print_headlines(results, out)
@@ -235,6 +237,42 @@ def train(
     path = plugin.save()
     console.print(f"checkpoint: {path}  (last step: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
                                                               if k in ("loss", "step")) + ")")
+
+
+@app.command("import-lmms")
+def import_lmms_command(
+    results_dir: Path = typer.Argument(..., help="an lmms-eval --output_path folder (run with --log_samples)"),
+    out: Path = typer.Option(Path("runs"), "--out", help="run folder root"),
+    name: Optional[str] = typer.Option(None, "--name", help="run name (default: the folder's name)"),
+    strict: bool = typer.Option(False, "--strict", help="POPE: lmms-eval's exact-match parse"),
+) -> None:
+    """Convert an lmms-eval output folder into mmbench run files (then `score` and `report` work)."""
+    from mmbench.harness.lmms import import_lmms
+    from mmbench.reports.console import print_headlines
+
+    results = import_lmms(results_dir, out, name=name, strict=strict)
+    if results:
+        print_headlines(results, out)
+
+
+@app.command("export-lmms-tasks")
+def export_lmms_tasks_command(
+    out: Path = typer.Argument(..., help="folder to write lmms-eval task folders into (--include_path)"),
+    data: Optional[str] = typer.Option(None, "--data", help="world (default) or a local data folder"),
+    benchmarks: str = typer.Option("all", "--benchmarks", help="'all' or ids, e.g. mmhal,mmhal_v"),
+    judge_model: Optional[str] = JUDGE_MODEL,
+    judge_base_url: Optional[str] = JUDGE_BASE_URL,
+) -> None:
+    """Write lmms-eval tasks (mmhal, mmhal_v, mmbench_<id>) that use mmbench's loaders, judge and scorers."""
+    from mmbench.benchmarks import resolve_benchmarks
+    from mmbench.harness.lmms_export import export_tasks, task_name
+
+    names = [b.name for b in resolve_benchmarks(benchmarks)]
+    for path in export_tasks(out, data=data, benchmarks=names, judge_model=judge_model,
+                             judge_base_url=judge_base_url):
+        print(path)
+    print(f"run: lmms_eval --model llava_hf --include_path {out} --tasks {','.join(task_name(n) for n in names)} "
+          "--log_samples --output_path OUT ...")
 
 
 @app.command()

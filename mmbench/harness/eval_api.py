@@ -33,6 +33,7 @@ class EvalRequest:
     trust_remote_code: bool = False
     show_progress: bool = True
     distributed: bool = True  # False: this process alone, even under a multi-process launcher
+    engine: str = "mmbench"  # or "lmms-eval" (mmbench/harness/lmms.py)
 
 
 def is_world_model(path: Path) -> bool:
@@ -104,6 +105,12 @@ def run_eval(request: EvalRequest) -> dict[str, dict]:
     from mmbench.harness.judge_runner import check_judge_ready
     from mmbench.harness.model import load_model
 
+    if request.engine != "mmbench":
+        from mmbench.harness.lmms import ENGINES, run_lmms_eval
+
+        if request.engine not in ENGINES:
+            raise MmbenchError(f"unknown engine {request.engine!r}; choose one of {', '.join(ENGINES)}")
+        return run_lmms_eval(request)
     if request.model is None:
         from mmbench.world.paths import shipped_base_model
 
