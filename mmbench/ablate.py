@@ -23,6 +23,11 @@ from mmbench.errors import MmbenchError
 
 KNOBS = {"gamma": "bdhs", "p": "mixed-dpo"}
 
+# The tiny world base moves at learning rates a 7B LoRA run would never use; these apply only
+# when the base is the shipped world model and the user set no value of their own.
+WORLD_TRAIN_DEFAULTS = {"lr": 2e-5, "batch_size": 16, "beta": 0.1}
+WORLD_EVAL_LIMIT = 100  # records per benchmark (per POPE split): the whole grid in ~15 minutes
+
 
 @dataclass
 class AblationConfig:
@@ -33,8 +38,8 @@ class AblationConfig:
     data: str | None = None  # preference JSONL; None: the world's set
     eval_data: str | None = None  # None: world for world models, else the hub
     benchmarks: str = "all"
-    max_steps: int = 40
-    limit: int | None = None  # records per benchmark (per POPE split) in every evaluation
+    max_steps: int = 60
+    limit: int | None = None  # records per benchmark (per POPE split); world base default: 100
     batch_size: int = 32  # generation batch size
     max_new_tokens: int | None = None  # cap on answer length in every evaluation
     out: str = ""
@@ -93,7 +98,10 @@ def resolve_config(knob: str, file: Path | None, overrides: dict) -> AblationCon
         data.update(load_config_file(file))
         data["knob"] = knob
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return AblationConfig(**data).validate()
+    config = AblationConfig(**data)
+    if config.base is None and config.limit is None and "limit" not in data:
+        config.limit = WORLD_EVAL_LIMIT
+    return config.validate()
 
 
 def point_name(knob: str, value: float, seed: int) -> str:
@@ -108,7 +116,7 @@ def grid(config: AblationConfig) -> list[tuple[float, int]]:
 def train_config(config: AblationConfig, value: float, seed: int):
     from mmbench.trainers.config import TrainConfig
 
-    options = dict(config.train)
+    options = ({**WORLD_TRAIN_DEFAULTS, **config.train} if config.base is None else dict(config.train))
     options.update(trainer=KNOBS[config.knob], base=config.base, data=config.data, seed=seed,
                    max_steps=config.max_steps, out=str(config.folder / "checkpoints" / point_name(config.knob, value, seed)),
                    cache_dir=str(config.folder / "cache"))

@@ -313,13 +313,15 @@ def world_build(
 def world_pretrain(
     steps: int = typer.Option(2600, "--steps", min=3, help="optimizer steps over all stages"),
     seed: int = typer.Option(0, "--seed", help="model and data-order seed"),
-    out: Path = typer.Option(Path("mmbench/world/base_model"), "--out", help="model folder to write"),
+    out: Optional[Path] = typer.Option(None, "--out", help="model folder to write (default: the shipped "
+                                                           "base, mmbench/world/base_model)"),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: every core)"),
 ) -> None:
     """Pre-train the world's tiny LLaVA from scratch (resumable: rerun the same command)."""
+    from mmbench.world.paths import BASE_MODEL_DIR
     from mmbench.world.recipe import pretrain_base
 
-    print(f"model: {pretrain_base(out, seed=seed, steps=steps, threads=threads)}")
+    print(f"model: {pretrain_base(out or BASE_MODEL_DIR, seed=seed, steps=steps, threads=threads)}")
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from mmbench.errors import MmbenchError
 from mmbench.harness.generation import GenerationRequest
 
 # Fields a resumed run may change without invalidating its checkpoint.
-_RESUMABLE_CHANGES = {"steps", "log_every", "checkpoint_every", "threads"}
+_RESUMABLE_CHANGES = {"steps", "log_every", "checkpoint_every", "threads", "device"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class PretrainConfig:
     log_every: int = 25
     checkpoint_every: int = 200
     threads: int = 0  # torch CPU threads; 0 = every core
+    device: str = "cpu"  # training stays float32 wherever it runs
     init_from: str | None = None  # continue from a saved model folder instead of a fresh model
     aux_loss: dict = field(default_factory=dict)  # describes the `aux` passed in (checked on resume)
     model: dict = field(default_factory=dict)  # build_tiny_llava options for a fresh model
@@ -95,8 +96,10 @@ def pretrain(examples: Sequence | Iterable, out_dir: str | Path, config: Pretrai
     if lm is None:
         lm = _fresh_model(cfg, data, extra_words)
     model = lm.model
-    model.to("cpu").float().train()
+    model.to(cfg.device).float().train()
     _freeze_unused(model)
+    if aux is not None:
+        aux.head.to(cfg.device)
     optimizer = _optimizer(model, cfg, aux)
     start = 0
     if state is not None:
@@ -192,7 +195,7 @@ def _fresh_model(cfg: PretrainConfig, data, extra_words):
     from mmbench.world.tinyllava import build_tiny_llava, train_tokenizer
 
     if cfg.init_from:
-        return load_model(cfg.init_from, dtype="float32", device="cpu")
+        return load_model(cfg.init_from, dtype="float32", device=cfg.device)
     texts = (text for _, prompt, response in data for text in (prompt, response))
     tokenizer = train_tokenizer(texts, extra_words)
     model, processor = build_tiny_llava(tokenizer, seed=cfg.seed, **cfg.model)
@@ -307,7 +310,7 @@ def _resume(state_dir: Path, cfg: PretrainConfig, fingerprint: str):
         raise MmbenchError(f"{state_dir} holds a run with different {what}; delete it to start over")
     if state["step"] >= cfg.steps:
         raise MmbenchError(f"{state_dir} is already at step {state['step']}; ask for more than that")
-    return load_model(ckpt, dtype="float32", device="cpu"), state
+    return load_model(ckpt, dtype="float32", device=cfg.device), state
 
 
 def _finished_result(out_dir: Path, cfg: PretrainConfig) -> PretrainResult | None:
