@@ -26,7 +26,6 @@ KNOBS = {"gamma": "bdhs", "p": "mixed-dpo"}
 # The tiny world base moves at learning rates a 7B LoRA run would never use; these apply only
 # when the base is the shipped world model and the user set no value of their own.
 WORLD_TRAIN_DEFAULTS = {"lr": 2e-5, "batch_size": 16, "beta": 0.1}
-WORLD_EVAL_LIMIT = 100  # records per benchmark (per POPE split): the whole grid in ~15 minutes
 
 
 @dataclass
@@ -39,7 +38,7 @@ class AblationConfig:
     eval_data: str | None = None  # None: world for world models, else the hub
     benchmarks: str = "all"
     max_steps: int = 60
-    limit: int | None = None  # records per benchmark (per POPE split); world base default: 100
+    limit: int | None = None  # records per benchmark (per POPE split) in every evaluation
     batch_size: int = 32  # generation batch size
     max_new_tokens: int | None = None  # cap on answer length in every evaluation
     out: str = ""
@@ -98,10 +97,7 @@ def resolve_config(knob: str, file: Path | None, overrides: dict) -> AblationCon
         data.update(load_config_file(file))
         data["knob"] = knob
     data.update({k: v for k, v in overrides.items() if v is not None})
-    config = AblationConfig(**data)
-    if config.base is None and config.limit is None and "limit" not in data:
-        config.limit = WORLD_EVAL_LIMIT
-    return config.validate()
+    return AblationConfig(**data).validate()
 
 
 def point_name(knob: str, value: float, seed: int) -> str:

@@ -92,8 +92,12 @@ def prepare_run(trainer, config: TrainConfig) -> dict:
             return
         # Offline BDHS from the base, shared by every γ; the lock makes concurrent workers wait.
         path = cache / f"bdhs-{fingerprint[:16]}-{config.bdhs.key()}-{data_key}.jsonl"
-        with FileLock(str(path) + ".lock"):
-            ctx.offline_bdhs = precompute_offline(ctx.adapter, examples, config.bdhs, path, embed=ctx.embed)
+        from rich.progress import Progress
+
+        with FileLock(str(path) + ".lock"), Progress(transient=True) as bar:
+            task = bar.add_task("BDHS negatives (offline, from the base)", total=len(examples))
+            ctx.offline_bdhs = precompute_offline(ctx.adapter, examples, config.bdhs, path, embed=ctx.embed,
+                                                  progress=lambda n: bar.update(task, advance=n))
 
     return {"loop": dict(config=config, adapter=adapter, step_fn=trainer.step, examples=examples,
                          reference_fingerprint=fingerprint, prepare=prepare)}
