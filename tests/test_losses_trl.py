@@ -41,7 +41,7 @@ def test_sigmoid_loss_matches_trl(tmp_path, beta):
     # TRL without PEFT reloads a missing reference by name, so pass one explicitly.
     trainer = trl.DPOTrainer(model=LlamaForCausalLM(config), ref_model=LlamaForCausalLM(config),
                              args=trl.DPOConfig(output_dir=str(tmp_path), beta=beta, loss_type=["sigmoid"],
-                                                report_to=[], use_cpu=True),
+                                                report_to=[], use_cpu=True, bf16=False),
                              train_dataset=Dataset.from_dict({"prompt": ["a b"], "chosen": ["c"], "rejected": ["d"]}),
                              processing_class=tok)
     trainer.precompute_ref_logps = True  # feed the reference log-probs directly

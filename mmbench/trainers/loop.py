@@ -127,6 +127,13 @@ def run_training(config: TrainConfig, adapter, step_fn: StepFn, examples: list[P
     from accelerate.utils import set_seed
 
     work = partial_dir(Path(config.out))
+    if accelerator is None:
+        # accelerate keeps one state per process; a previous run in this process (another grid
+        # point, or a TRL run with bf16) would refuse new settings.  The process group stays.
+        from accelerate.state import AcceleratorState, GradientState
+
+        AcceleratorState._reset_state(reset_partial_state=False)
+        GradientState._reset_state()
     accelerator = accelerator or Accelerator(gradient_accumulation_steps=config.grad_accum,
                                              mixed_precision=config.mixed_precision,
                                              cpu=not torch.cuda.is_available())
