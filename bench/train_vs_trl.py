@@ -44,10 +44,18 @@ def run_mmbench(base: Path, prefs: Path, out: Path, trainer: str, steps: int, ba
                          batch_size=batch, lr=1e-5, save_every=10**9, cache_dir=str(out.parent / "cache"), **extra)
     plugin = get_trainer(trainer)
     plugin.setup(config)
-    if cached:  # warm the reference cache as a previous grid point would have
-        from mmbench.trainers.setup import precompute_shared
+    from mmbench.trainers.setup import precompute_shared
 
+    if cached or trainer == "bdhs":
+        # What an ablation computes once before its first point: offline BDHS negatives (TRL is
+        # handed its second pair ready-made) and, with --cached, every reference log-prob.
         precompute_shared(config, bdhs=trainer == "bdhs")
+        if not cached:
+            from mmbench.trainers.refcache import RefLogpCache
+
+            cache = RefLogpCache(out.parent / "cache" / "reference-logps.sqlite")
+            cache._db.execute("DELETE FROM ref")
+            cache._db.commit()
     start = time.perf_counter()
     plugin.train()
     return steps * batch / (time.perf_counter() - start)
@@ -61,8 +69,12 @@ def run_trl(base: Path, prefs: Path, out: Path, steps: int, batch: int, expand_b
 
     policy, reference = load_model(base), load_model(base)
     rows = [json.loads(line) for line in prefs.read_text().splitlines()]
-    if expand_bdhs:  # TRL is two-way: a three-completion BDHS batch becomes two pairs per example
-        rows = [r for row in rows for r in (row, {**row, "rejected": row["rejected"].replace("big", "tiny")})]
+    if expand_bdhs:  # TRL is two-way: a three-completion BDHS batch becomes two pairs per example,
+        # the second with the very BDHS negatives mmbench trained on (same lengths, same work).
+        (negatives_file,) = (out.parent / "cache").glob("bdhs-*.jsonl")
+        negatives = {n["id"]: n["text"] for n in map(json.loads, negatives_file.read_text().splitlines())}
+        rows = [r for row in rows if row["id"] in negatives
+                for r in (row, {**row, "rejected": negatives[row["id"]]})]
     data = Dataset.from_dict({
         "images": [[Image.open(prefs.parent / r["image"]).convert("RGB")] for r in rows],
         "prompt": [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": r["prompt"]}]}] for r in rows],

@@ -87,8 +87,8 @@ def prepare_run(trainer, config: TrainConfig) -> dict:
         ctx.annotator = annotator
         if not trainer.needs_bdhs(config):
             return
-        ctx.embed = load_embedder(config.bdhs.embedder)
         if config.online_bdhs:
+            ctx.embed = load_embedder(config.bdhs.embedder)
             return
         # Offline BDHS from the base, shared by every γ; the lock makes concurrent workers wait.
         path = cache / f"bdhs-{fingerprint[:16]}-{config.bdhs.key()}-{data_key}.jsonl"
@@ -96,7 +96,8 @@ def prepare_run(trainer, config: TrainConfig) -> dict:
 
         with FileLock(str(path) + ".lock"), Progress(transient=True) as bar:
             task = bar.add_task("BDHS negatives (offline, from the base)", total=len(examples))
-            ctx.offline_bdhs = precompute_offline(ctx.adapter, examples, config.bdhs, path, embed=ctx.embed,
+            # The embedder (seconds to load) is loaded only if some negative is still missing.
+            ctx.offline_bdhs = precompute_offline(ctx.adapter, examples, config.bdhs, path,
                                                   progress=lambda n: bar.update(task, advance=n))
 
     return {"loop": dict(config=config, adapter=adapter, step_fn=trainer.step, examples=examples,
