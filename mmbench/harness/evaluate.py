@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -195,6 +195,3 @@ def evaluate(generator: Generator, benchmarks: Sequence[Benchmark], out: Path, s
                 all_results[benchmark.name] = results
     return all_results
 
-
-def settings_dict(settings: EvalSettings) -> dict:
-    return asdict(settings)
