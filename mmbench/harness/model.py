@@ -2,8 +2,9 @@
 
 `load_model` checks what it is given before touching any weights (a missing folder, a text-only
 checkpoint or a checkpoint without safetensors fails in a second with a one-line `MmbenchError`),
-then loads `AutoModelForImageTextToText` + `AutoProcessor`.  LLaVA is the family this is tested on;
-anything whose processor has a chat template that accepts `{"type": "image"}` items should work.
+then loads `AutoModelForImageTextToText` + its processor.  The families in `harness/families.py`
+(LLaVA 1.5/1.6/OneVision, Qwen2/2.5/3-VL, Idefics3/SmolVLM, PaliGemma, Gemma 3, Mllama) are tested
+on tiny checkpoints (tests/families); their quirks live in that module, not here.
 
 Generation is greedy, batched with LEFT padding, and sorted by prompt length so that batches waste
 little padding; responses come back in input order and do not depend on the batch size (in
@@ -24,6 +25,7 @@ from typing import Any
 
 from mmbench.benchmarks.base import GenerationSettings
 from mmbench.errors import MmbenchError
+from mmbench.harness import families
 from mmbench.harness.generation import GenerationRequest
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -44,14 +46,14 @@ def load_model(path_or_hub_id: str | Path, *, dtype: str = "auto", device: str =
     source, name, config, local_only = _resolve_source(str(path_or_hub_id), trust_remote_code)
     torch_dtype = _resolve_dtype(dtype, device, config)
 
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
 
     common = {"trust_remote_code": trust_remote_code, "local_files_only": local_only}
     try:
-        processor = AutoProcessor.from_pretrained(source, **common)
+        processor = families.load_processor(source, config, **common)
         model, info = AutoModelForImageTextToText.from_pretrained(
             source, dtype=torch_dtype, use_safetensors=True, output_loading_info=True, **common)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, ImportError) as exc:
         raise MmbenchError(f"could not load {path_or_hub_id}: {_first_line(exc)}") from exc
     missing = sorted(info.get("missing_keys") or [])
     if missing:  # randomly initialised weights would be scored as if they were the model
@@ -97,12 +99,14 @@ class HFVisionLanguageModel:
         generated (or appended completion) tokens start.
         """
         texts = [self.render_prompt(r) for r in requests]
-        images = [_load_image(r.image) for r in requests if r.image is not None]
+        images = families.images_argument(
+            self.processor, [[_load_image(r.image)] if r.image is not None else [] for r in requests])
         bos = self.tokenizer.bos_token
         # A template that writes BOS itself must not get a second one from the tokenizer.
         add_special = not (bos is not None and texts and texts[0].startswith(bos))
-        batch = self.processor(text=texts, images=images or None, padding=True, padding_side=padding_side,
+        batch = self.processor(text=texts, images=images, padding=True, padding_side=padding_side,
                                add_special_tokens=add_special, return_tensors="pt")
+        batch = families.drop_processor_labels(dict(batch))
         return {k: v.to(self.device) if hasattr(v, "to") else v for k, v in batch.items()}
 
     def completion_ids(self, text: str, add_eos: bool = True) -> list[int]:
@@ -138,7 +142,11 @@ class HFVisionLanguageModel:
             attention[row, :n + len(comp)] = 1
         out = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
         out = {k: v.to(self.device) for k, v in out.items()}
-        return {**out, **batch, "prompt_lengths": prompt_lengths}
+        totals = [n + len(c) for n, c in zip(prompt_lengths, completions)]
+        # Per-token tensors (mm_token_type_ids, token_type_ids, cross_attention_mask) follow the ids.
+        per_token = families.relayout_per_token(batch, ids.shape[1], prompt_lengths, width, [0] * len(totals),
+                                                totals, self.model.config.model_type)
+        return {**batch, **per_token, **out, "prompt_lengths": prompt_lengths}
 
     # ---- generation ------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerationRequest], settings: GenerationSettings,
