@@ -1,6 +1,10 @@
 """Preference data: POVID-style JSONL rows {"id", "image", "prompt", "chosen", "rejected"} and
 prompt-only rows {"id", "image", "prompt"} for online sampling.  Image paths are absolute or relative to the
-JSONL file's folder (or its parent)."""
+JSONL file's folder (or its parent).
+
+`load_preference_source` reads every supported source (RLAIF-V, RLHF-V, POVID, VLFeedback, TRL's
+vision format, this JSONL) from a hub id, a hub snapshot, a `save_to_disk` folder or the files;
+see mmbench/trainers/sources/."""
 
 from __future__ import annotations
 
@@ -67,3 +71,24 @@ def load_preferences(path: Path, *, need_chosen: bool = True, need_rejected: boo
     if not examples:
         raise MmbenchError(f"{path}: no preference rows")
     return examples
+
+
+def load_preference_source(source: str | Path, *, need_chosen: bool = True, need_rejected: bool = True,
+                           limit: int | None = None, data_format: str | None = None,
+                           image_root: str | Path | None = None, subset: int | None = None, subset_seed: int = 0,
+                           skip_bad_rows: bool = False, pairs: str = "best", image_cache: str | Path | None = None,
+                           subset_ids: str | Path | None = None, quiet: bool = False) -> list[PreferenceExample]:
+    """Examples from any supported preference source (format detected from its columns unless
+    `data_format` names it).  Only the rows used have their images read; embedded images are
+    written once to `image_cache`, keyed by content hash.  With `subset`, a seeded random subset
+    (identical on every run and process) whose ids go to `subset_ids` when given."""
+    from mmbench.trainers.sources import load_source, report, write_subset_ids
+
+    result = load_source(source, data_format=data_format, image_root=image_root, need_chosen=need_chosen,
+                         need_rejected=need_rejected, limit=limit, subset=subset, subset_seed=subset_seed,
+                         skip_bad_rows=skip_bad_rows, pairs=pairs, image_cache=image_cache)
+    if subset is not None and subset_ids is not None:
+        write_subset_ids(Path(subset_ids), result, str(source))
+    if not quiet:
+        report(result)
+    return result.examples
