@@ -22,6 +22,7 @@ from pathlib import Path
 from mmbench.errors import MmbenchError
 
 KNOBS = {"gamma": "bdhs", "p": "mixed-dpo"}
+DATA_OPTIONS = ("data_format", "image_root", "subset", "subset_seed", "skip_bad_rows", "pairs")
 
 # The tiny world base moves at learning rates a 7B LoRA run would never use; these apply only
 # when the base is the shipped world model and the user set no value of their own.
@@ -35,6 +36,13 @@ class AblationConfig:
     seeds: list[int] = field(default_factory=lambda: [1])
     base: str | None = None  # None: the shipped world base
     data: str | None = None  # preference JSONL; None: the world's set
+    # Preference-source options (mmbench/trainers/sources), passed to every point's training when set.
+    data_format: str | None = None
+    image_root: str | None = None
+    subset: int | None = None
+    subset_seed: int | None = None
+    skip_bad_rows: bool | None = None
+    pairs: str | None = None
     eval_data: str | None = None  # None: world for world models, else the hub
     benchmarks: str = "all"
     max_steps: int = 60
@@ -52,6 +60,8 @@ class AblationConfig:
             raise MmbenchError(f"--values must lie within [0, 1], got {self.values}")
         if not self.seeds:
             raise MmbenchError("--seeds needs at least one seed")
+        if len(set(self.values)) != len(self.values) or len(set(self.seeds)) != len(self.seeds):
+            raise MmbenchError(f"--values and --seeds must not repeat, got {self.values} and {self.seeds}")
         if self.point is not None and not 0 <= self.point < len(self.values):
             raise MmbenchError(f"--point {self.point} is outside the grid (0..{len(self.values) - 1})")
         if self.max_steps < 1:
@@ -116,6 +126,7 @@ def train_config(config: AblationConfig, value: float, seed: int):
     options.update(trainer=KNOBS[config.knob], base=config.base, data=config.data, seed=seed,
                    max_steps=config.max_steps, out=str(config.folder / "checkpoints" / point_name(config.knob, value, seed)),
                    cache_dir=str(config.folder / "cache"))
+    options.update({k: getattr(config, k) for k in DATA_OPTIONS if getattr(config, k) is not None})
     options[config.knob] = value
     # Every point trains on the same first rows — the ones max_steps × batch can reach — so the
     # shared precompute (BDHS negatives, reference log-probs) covers exactly what is used.
@@ -124,54 +135,80 @@ def train_config(config: AblationConfig, value: float, seed: int):
     return TrainConfig.from_dict(options).validate()
 
 
-def _point_status(config: AblationConfig, benchmarks, value: float, seed: int) -> str:
-    from mmbench.trainers.loop import partial_dir
+def plan_grid(config: AblationConfig, benchmarks, overwrite: bool = False) -> list[dict]:
+    """Per grid point (and the base): what would be reused, resumed or recomputed, and any stored
+    work of another provenance — all before a model loads."""
+    from mmbench.harness.eval_api import EvalRequest, run_eval
+    from mmbench.trainers.registry import get_trainer
+    from mmbench.trainers.setup import checkpoint_status, training_provenance
 
-    name = point_name(config.knob, value, seed)
-    checkpoint = config.folder / "checkpoints" / name
-    runs = config.folder / "runs" / name
-    evaluated = sum((runs / b.name / "results.json").exists() for b in benchmarks)
-    if checkpoint.exists():
-        return "done" if evaluated == len(benchmarks) else f"trained, {evaluated}/{len(benchmarks)} evaluated"
-    if (partial_dir(checkpoint) / "step.json").exists():
-        step = json.loads((partial_dir(checkpoint) / "step.json").read_text())["step"]
-        return f"training from step {step}"
-    return "to run"
+    def eval_rows(model: str | None, name: str) -> list[dict]:
+        request = EvalRequest(model=model, benchmarks=benchmarks, data=config.eval_data, out=config.folder / "runs",
+                              limit=config.limit, max_new_tokens=config.max_new_tokens, name=name,
+                              overwrite=overwrite, why=True, distributed=False)
+        return run_eval(request)["plans"]
+
+    def summary(rows: list[dict]) -> tuple[str, str | None]:
+        refused = [r for r in rows if r["action"] == "refuse"]
+        reused = sum(r["action"] == "reuse" for r in rows)
+        return f"{reused}/{len(rows)} evaluated", (refused[0]["reason"] if refused else None)
+
+    status, conflict = summary(eval_rows(config.base, "base"))
+    plans = [{"point": "base", "value": None, "seed": None, "train": "—", "eval": status, "conflict": conflict}]
+    for index, value in enumerate(config.values):
+        if config.point is not None and index != config.point:
+            continue
+        for seed in config.seeds:
+            cfg = train_config(config, value, seed)
+            key = training_provenance(get_trainer(KNOBS[config.knob]), cfg)["key"]
+            train, conflict = checkpoint_status(Path(cfg.out), key)
+            row = {"point": str(index), "value": value, "seed": seed, "train": train, "conflict": conflict,
+                   "eval": "after training"}
+            if train == "resume":
+                from mmbench.trainers.loop import partial_dir
+
+                step = json.loads((partial_dir(Path(cfg.out)) / "step.json").read_text())["step"]
+                row["train"] = f"resume from step {step}"
+            if train == "reuse":
+                row["eval"], row["conflict"] = summary(eval_rows(cfg.out, point_name(config.knob, value, seed)))
+            elif conflict and overwrite:
+                row["train"] = "retrain (--overwrite)"
+            elif train == "train":
+                row["train"] = "to run"
+            plans.append(row)
+    return plans
 
 
-def print_plan(config: AblationConfig, benchmarks) -> None:
+def print_plan(config: AblationConfig, benchmarks, plans: list[dict]) -> None:
     from rich.table import Table
 
     from mmbench.reports.console import console
 
     table = Table(title=f"ablation over {config.knob} — {config.folder}")
-    for column in ("point", config.knob, "seed", "status"):
-        table.add_column(column)
-    base_done = sum((config.folder / "runs" / "base" / b.name / "results.json").exists() for b in benchmarks)
-    table.add_row("base", "—", "—", f"{base_done}/{len(benchmarks)} evaluated")
-    for index, value in enumerate(config.values):
-        if config.point is not None and index != config.point:
-            continue
-        for seed in config.seeds:
-            table.add_row(str(index), f"{value:g}", str(seed), _point_status(config, benchmarks, value, seed))
+    for column in ("point", config.knob, "seed", "training", "evaluation", "stored work of another provenance"):
+        table.add_column(column, overflow="fold")
+    for row in plans:
+        value = "—" if row["value"] is None else f"{row['value']:g}"
+        table.add_row(row["point"], value, "—" if row["seed"] is None else str(row["seed"]), row["train"],
+                      row["eval"], row["conflict"] or "")
     console.print(table)
     cache = config.folder / "cache"
     negatives = sorted(cache.glob("bdhs-*.jsonl")) if cache.exists() else []
-    console.print(f"shared cache: {'BDHS negatives ready' if negatives else 'BDHS negatives to compute'}"
+    console.print(f"shared cache: {'BDHS negatives stored' if negatives else 'BDHS negatives to compute'}"
                   f"{'' if config.knob == 'gamma' else ' (not needed for p)'}; reference log-probs in "
                   f"{cache / 'reference-logps.sqlite'}; benchmarks: {', '.join(b.name for b in benchmarks)}")
 
 
 def _eval(config: AblationConfig, benchmarks, model: str | None, name: str, meta: dict,
-          distributed: bool = True) -> None:
+          distributed: bool = True, overwrite: bool = False) -> None:
     from mmbench.harness.eval_api import EvalRequest, run_eval
 
     run_eval(EvalRequest(model=model, benchmarks=benchmarks, data=config.eval_data, out=config.folder / "runs",
                          limit=config.limit, batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
-                         name=name, meta=meta, show_progress=True, distributed=distributed))
+                         name=name, meta=meta, show_progress=True, distributed=distributed, overwrite=overwrite))
 
 
-def precompute(config: AblationConfig, benchmarks) -> None:
+def precompute(config: AblationConfig, benchmarks, overwrite: bool = False) -> None:
     """Work every point shares, done once even when several workers start together: the first
     worker to take the lock does it (in its main process alone); the others then find it done."""
     from filelock import FileLock
@@ -183,39 +220,53 @@ def precompute(config: AblationConfig, benchmarks) -> None:
     config.folder.mkdir(parents=True, exist_ok=True)
     if dist.main:
         with FileLock(str(config.folder / ".precompute.lock")):
-            _eval(config, benchmarks, config.base, "base", {"knob": "base"}, distributed=False)
+            _eval(config, benchmarks, config.base, "base", {"knob": "base"}, distributed=False, overwrite=overwrite)
             # BDHS negatives only matter if some γ < 1; reference log-probs for every point.
+            # Both caches are keyed by content (base, options, rows), so a changed grid misses them.
             needs_bdhs = config.knob == "gamma" and any(v < 1 for v in config.values)
             precompute_shared(train_config(config, min(config.values), config.seeds[0]), bdhs=needs_bdhs)
     dist.barrier()
 
 
-def run_ablation(config: AblationConfig) -> dict:
+def run_ablation(config: AblationConfig, overwrite: bool = False, why: bool = False) -> dict:
+    """Plan (refusing stored work of another provenance unless `overwrite`), precompute, train and
+    evaluate every point, then report.  `why`: print the plan only."""
     from mmbench.benchmarks import resolve_benchmarks
+    from mmbench.harness.evaluate import Distributed
+    from mmbench.harness.provenance import Conflict
     from mmbench.harness.runfiles import atomic_write_json
     from mmbench.reports.console import console
     from mmbench.trainers.registry import get_trainer
 
-    from mmbench.harness.evaluate import Distributed
-
     benchmarks = resolve_benchmarks(config.benchmarks)
     main = Distributed.detect().main  # under accelerate launch: one plan, one report
+    plans = plan_grid(config, benchmarks, overwrite)
+    if main:
+        print_plan(config, benchmarks, plans)
+    if why:
+        return {}
+    conflicts = [p for p in plans if p["conflict"]]
+    if conflicts and not overwrite:
+        first = conflicts[0]
+        where = "base" if first["point"] == "base" else point_name(config.knob, first["value"], first["seed"])
+        raise Conflict(f"{where}: {first['conflict'].split('; use ')[0]}; use --overwrite or another --out")
     config.folder.mkdir(parents=True, exist_ok=True)
     if main:
         name = "ablation.json" if config.point is None else f"ablation.point{config.point}.json"
         atomic_write_json(config.folder / name, asdict(config))
-        print_plan(config, benchmarks)
-    precompute(config, benchmarks)
+    precompute(config, benchmarks, overwrite)
     for value, seed in grid(config):
         name = point_name(config.knob, value, seed)
-        checkpoint = config.folder / "checkpoints" / name
-        if not checkpoint.exists():
+        cfg = train_config(config, value, seed)
+        cfg.overwrite = overwrite
+        trainer = get_trainer(KNOBS[config.knob])
+        trainer.setup(cfg)  # an identical finished checkpoint is reused, a partial one resumed
+        if not getattr(trainer, "reused", False):
             console.print(f"[bold]training {name}[/bold]")
-            trainer = get_trainer(KNOBS[config.knob])
-            trainer.setup(train_config(config, value, seed))
-            trainer.train()
-            trainer.save()
-        _eval(config, benchmarks, str(checkpoint), name, {"knob": config.knob, "value": value, "seed": seed})
+        trainer.train()
+        checkpoint = trainer.save()
+        _eval(config, benchmarks, str(checkpoint), name, {"knob": config.knob, "value": value, "seed": seed},
+              overwrite=overwrite)
     if not main:
         return {}
     if config.point is not None:

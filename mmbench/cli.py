@@ -25,6 +25,10 @@ NO_JUDGE_CACHE = typer.Option(False, "--no-judge-cache", help="neither read nor 
 JUDGE_PROMPT = typer.Option(None, "--judge-prompt", help="template replacing the judge prompt")
 JUDGE_RUNS = typer.Option(None, "--judge-runs", min=1, help="judge runs per sample (MM-Vet K)")
 JUDGE_API_VERSION = typer.Option(None, "--judge-api-version", help="Azure OpenAI API version")
+# Reuse is keyed by provenance (checkpoint, data, settings); these two act on a mismatch.
+OVERWRITE = typer.Option(False, "--overwrite", help="recompute stored work that another checkpoint, data or "
+                         "settings produced (default: refuse with the difference)")
+WHY = typer.Option(False, "--why", help="only print what would be reused or recomputed, and why")
 
 
 def _judge_config(model, base_url, api_key_env, concurrency, cache, no_cache, prompt, runs, api_version):
@@ -117,6 +121,8 @@ def eval_command(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="run the checkpoint's own code"),
     engine: str = typer.Option("mmbench", "--engine", help="mmbench | lmms-eval (lmms-eval's tasks and LLaVA "
                                "class; MMHal/MMHal-V fall back to mmbench; see docs/lmms_eval.md)"),
+    overwrite: bool = OVERWRITE,
+    why: bool = WHY,
     judge_model: Optional[str] = JUDGE_MODEL,
     judge_base_url: Optional[str] = JUDGE_BASE_URL,
     judge_api_key_env: str = JUDGE_API_KEY_ENV,
@@ -138,10 +144,32 @@ def eval_command(
                           limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens, strict_pope=strict,
                           name=name, judge=config,
                           judge_explicit=bool(judge_model or judge_base_url or judge_prompt), dtype=dtype,
-                          device=device, trust_remote_code=trust_remote_code, engine=engine)
+                          device=device, trust_remote_code=trust_remote_code, engine=engine,
+                          overwrite=overwrite, why=why)
     results = run_eval(request)
-    if results:
+    if why:
+        from mmbench.reports.console import print_plan_rows
+
+        print_plan_rows(f"eval plan — {out}", results["plans"])
+    elif results:
         print_headlines(results, out)
+
+
+# Preference-source options shared by `train`, `ablate` and `data` (mmbench/trainers/sources).
+DATA_FORMAT = typer.Option(None, "--data-format", help="mmbench | rlaif-v | rlhf-v | povid | vlfeedback | trl "
+                           "(default: detected from the columns)")
+IMAGE_ROOT = typer.Option(None, "--image-root", help="folder relative image paths resolve against (POVID: COCO)")
+SUBSET = typer.Option(None, "--subset", min=1, help="a seeded random subset of N examples (ids saved beside "
+                      "the checkpoint)")
+SUBSET_SEED = typer.Option(None, "--subset-seed", help="seed of --subset and of VLFeedback's pair draw (default 0)")
+SKIP_BAD_ROWS = typer.Option(False, "--skip-bad-rows", help="drop bad rows (counted) instead of stopping")
+PAIRS = typer.Option(None, "--pairs", help="VLFeedback: best (top vs a random lower-rated, default) | all")
+
+
+def _data_options(data_format, image_root, subset, subset_seed, skip_bad_rows, pairs) -> dict:
+    options = dict(data_format=data_format, image_root=image_root, subset=subset, subset_seed=subset_seed,
+                   skip_bad_rows=skip_bad_rows or None, pairs=pairs)
+    return {k: v for k, v in options.items() if v is not None}
 
 
 @app.command()
@@ -158,6 +186,14 @@ def ablate(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML or YAML file; options given here win"),
     out: Optional[str] = typer.Option(None, "--out", help="output folder (default: ablations/<knob>)"),
     point: Optional[int] = typer.Option(None, "--point", help="run only grid value K (0-based), for array jobs"),
+    overwrite: bool = OVERWRITE,
+    why: bool = WHY,
+    data_format: Optional[str] = DATA_FORMAT,
+    image_root: Optional[str] = IMAGE_ROOT,
+    subset: Optional[int] = SUBSET,
+    subset_seed: Optional[int] = SUBSET_SEED,
+    skip_bad_rows: bool = SKIP_BAD_ROWS,
+    pairs: Optional[str] = PAIRS,
 ) -> None:
     """Train a checkpoint per grid point, evaluate each and the base, write leaderboard and plot."""
     from mmbench.ablate import resolve_config, run_ablation
@@ -165,7 +201,8 @@ def ablate(
     overrides = dict(values=_floats(values, "--values"), seeds=_ints(seeds, "--seeds"), base=base, data=data,
                      eval_data=eval_data, benchmarks=benchmarks, max_steps=max_steps, limit=limit, out=out,
                      point=point)
-    run_ablation(resolve_config(knob, config, overrides))
+    overrides.update(_data_options(data_format, image_root, subset, subset_seed, skip_bad_rows, pairs))
+    run_ablation(resolve_config(knob, config, overrides), overwrite=overwrite, why=why)
 
 
 def _floats(text: Optional[str], option: str):
@@ -197,7 +234,8 @@ def _train_help() -> str:
 def train(
     trainer: str = typer.Argument(..., help="trainer name (dpo, bdhs, mixed-dpo, or an installed plug-in)"),
     base: Optional[str] = typer.Option(None, "--base", help="base checkpoint folder or hub id (default: shipped world base)"),
-    data: Optional[str] = typer.Option(None, "--data", help="preference JSONL (default: the world's set)"),
+    data: Optional[str] = typer.Option(None, "--data", help="preference source: JSONL, parquet/JSON files, a hub "
+                                       "snapshot or save_to_disk folder, or a hub id (default: the world's set)"),
     prompts: Optional[str] = typer.Option(None, "--prompts", help="prompt-only JSONL for online sampling"),
     out: str = typer.Option("checkpoints/run", "--out", help="checkpoint folder to write"),
     gamma: float = typer.Option(0.5, "--gamma", help="bdhs: weight of DPO on the external rejected answer"),
@@ -219,6 +257,13 @@ def train(
     mixed_precision: str = typer.Option("no", "--mixed-precision", help="no | bf16 | fp16"),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw | sgd"),
     save_every: int = typer.Option(25, "--save-every", help="steps between resumable training states"),
+    overwrite: bool = OVERWRITE,
+    data_format: Optional[str] = DATA_FORMAT,
+    image_root: Optional[str] = IMAGE_ROOT,
+    subset: Optional[int] = SUBSET,
+    subset_seed: Optional[int] = SUBSET_SEED,
+    skip_bad_rows: bool = SKIP_BAD_ROWS,
+    pairs: Optional[str] = PAIRS,
 ) -> None:
     from mmbench.reports.console import console
     from mmbench.trainers.bdhs import BDHSConfig
@@ -229,12 +274,15 @@ def train(
                          beta=beta, lr=lr, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
                          seed=seed, limit=limit, lora=lora, online_bdhs=online_bdhs, annotator=annotator,
                          annotator_base_url=annotator_base_url, mixed_precision=mixed_precision,
-                         optimizer=optimizer, save_every=save_every,
-                         bdhs=BDHSConfig(rho_th=rho_th, epsilon_s=epsilon_s, embedder=embedder))
+                         optimizer=optimizer, save_every=save_every, overwrite=overwrite,
+                         bdhs=BDHSConfig(rho_th=rho_th, epsilon_s=epsilon_s, embedder=embedder),
+                         **_data_options(data_format, image_root, subset, subset_seed, skip_bad_rows, pairs))
     plugin = get_trainer(trainer)
     plugin.setup(config)
     metrics = plugin.train()
     path = plugin.save()
+    if getattr(plugin, "reused", False):
+        console.print(f"{path} is up to date: trained with the same base, data and options (nothing to do)")
     console.print(f"checkpoint: {path}  (last step: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
                                                               if k in ("loss", "step")) + ")")
 
@@ -322,6 +370,57 @@ def world_pretrain(
     from mmbench.world.recipe import pretrain_base
 
     print(f"model: {pretrain_base(out or BASE_MODEL_DIR, seed=seed, steps=steps, threads=threads)}")
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Preference sources: inspect one, or convert it to mmbench's JSONL.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("inspect")
+def data_inspect(
+    source: str = typer.Argument(..., help="a file, a hub snapshot or save_to_disk folder, or a hub id"),
+    base: Optional[str] = typer.Option(None, "--base", help="render prompts with this model's chat template and "
+                                       "count tokens with its tokenizer (default: raw prompts, words)"),
+    n: int = typer.Option(3, "-n", min=0, help="rows to show"),
+    stats_rows: int = typer.Option(1000, "--stats-rows", min=1, help="examples the length statistics cover"),
+    prompt_only: bool = typer.Option(False, "--prompt-only", help="a prompt source for online sampling"),
+    data_format: Optional[str] = DATA_FORMAT,
+    image_root: Optional[str] = IMAGE_ROOT,
+    subset_seed: Optional[int] = SUBSET_SEED,
+    skip_bad_rows: bool = SKIP_BAD_ROWS,
+    pairs: Optional[str] = PAIRS,
+) -> None:
+    """Detected format, row count, a few rows as the model sees them, answer lengths."""
+    from mmbench.trainers.sources.tools import inspect_source
+
+    inspect_source(source, base=base, n=n, stats_rows=stats_rows, prompt_only=prompt_only,
+                   **_data_options(data_format, image_root, None, subset_seed, skip_bad_rows, pairs))
+
+
+@data_app.command("convert")
+def data_convert(
+    source: str = typer.Argument(..., help="a file, a hub snapshot or save_to_disk folder, or a hub id"),
+    out: Path = typer.Argument(..., help="the mmbench JSONL to write"),
+    images: Optional[Path] = typer.Option(None, "--images", help="folder for extracted images (default: "
+                                          "OUT's folder/images)"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="the first N examples"),
+    prompt_only: bool = typer.Option(False, "--prompt-only", help="write prompt-only rows"),
+    data_format: Optional[str] = DATA_FORMAT,
+    image_root: Optional[str] = IMAGE_ROOT,
+    subset: Optional[int] = SUBSET,
+    subset_seed: Optional[int] = SUBSET_SEED,
+    skip_bad_rows: bool = SKIP_BAD_ROWS,
+    pairs: Optional[str] = PAIRS,
+) -> None:
+    """Write mmbench's JSONL ({id, image, prompt, chosen, rejected}) with images extracted to a folder."""
+    from mmbench.trainers.sources import report
+    from mmbench.trainers.sources.tools import convert_source
+
+    path, count, result = convert_source(source, out, images=images, limit=limit, prompt_only=prompt_only,
+                                         **_data_options(data_format, image_root, subset, subset_seed,
+                                                         skip_bad_rows, pairs))
+    report(result)
+    print(f"wrote {count} rows to {path}")
 
 
 def main() -> None:

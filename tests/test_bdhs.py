@@ -96,3 +96,20 @@ def test_offline_precompute_resumes_to_the_same_file(setup, tmp_path):
     assert part.read_text() == full.read_text()
     rows = [json.loads(line) for line in full.read_text().splitlines()]
     assert [r["id"] for r in rows] == [e.id for e in prefs]
+
+
+def test_a_negative_does_not_depend_on_its_batch(setup, tmp_path):
+    """Offline rows are reused by content across runs, so a smoke run's negatives must equal what a
+    full precompute gives for the same rows, whatever else was in the batch."""
+    adapter, prefs, _ = setup
+    config = BDHSConfig(max_tries=2, sentence_tokens=6, rho_th=0.5)
+    full = precompute_offline(adapter, prefs, config, tmp_path / "full.jsonl", embed=bag_of_words, chunk=8)
+    some = precompute_offline(adapter, [prefs[5], prefs[2]], config, tmp_path / "some.jsonl", embed=bag_of_words,
+                              chunk=1)
+    assert some[prefs[2].id] == full[prefs[2].id] and some[prefs[5].id] == full[prefs[5].id]
+    # a changed row (same id, other chosen answer) misses and gets its own negative
+    changed = type(prefs[2])(id=prefs[2].id, prompt=prefs[2].prompt, image=prefs[2].image,
+                             chosen=prefs[2].chosen + " it is big .", rejected=prefs[2].rejected)
+    again = precompute_offline(adapter, [changed], config, tmp_path / "some.jsonl", embed=bag_of_words)
+    assert len((tmp_path / "some.jsonl").read_text().splitlines()) == 3
+    assert again[changed.id].ids != some[prefs[2].id].ids or again[changed.id].text != some[prefs[2].id].text

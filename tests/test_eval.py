@@ -58,6 +58,7 @@ class Dying:
 
     def __init__(self, model, chunks):
         self.model, self.name, self.left = model, model.name, chunks
+        self.render_prompt = model.render_prompt
 
     def generate(self, *args, **kwargs):
         if self.left == 0:

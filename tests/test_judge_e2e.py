@@ -172,7 +172,8 @@ def test_context_is_filled_for_non_http_judges(run_dir):
     judged = judge_samples(get_benchmark("mmhal"), samples_for("mmhal"), judge)
     assert judge.contexts[0] == {"benchmark": "mmhal", "id": "h0", "response": "An answer. [[5]]",
                                  "reference": samples_for("mmhal")[0]["reference"]}
-    assert all(s["judge"] == {"model": "scene-judge", "outputs": ["Rating: 5"]} for s in judged)
+    assert all(s["judge"] == {"model": "scene-judge", "prompt_version": get_benchmark("mmhal").judge.prompt_version,
+                              "runs": 1, "outputs": ["Rating: 5"]} for s in judged)
 
 
 def test_garbage_verdicts_end_in_n_failed_and_flag(tmp_path, run_dir):

@@ -4,13 +4,14 @@ and describe the model in `model.json` for reports.  Ablations call the same fun
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from mmbench.benchmarks import Benchmark
 from mmbench.errors import MmbenchError
-from mmbench.harness.evaluate import Distributed, EvalSettings, evaluate
+from mmbench.harness.evaluate import Distributed, EvalSettings, evaluate, plan_all
 from mmbench.harness.runfiles import atomic_write_json, write_samples
 
 
@@ -34,6 +35,8 @@ class EvalRequest:
     show_progress: bool = True
     distributed: bool = True  # False: this process alone, even under a multi-process launcher
     engine: str = "mmbench"  # or "lmms-eval" (mmbench/harness/lmms.py)
+    overwrite: bool = False  # replace stored work of another provenance instead of refusing
+    why: bool = False  # only plan: say what would be reused or recomputed, and why
 
 
 def is_world_model(path: Path) -> bool:
@@ -62,13 +65,41 @@ def resolve_data(request: EvalRequest, model_path: Path | None) -> str | None:
 
 
 class _Named:
-    """A generator under another run-folder name."""
+    """A generator under another run-folder name (None: not loaded yet, for planning)."""
 
     def __init__(self, generator, name: str):
         self._generator, self.name = generator, name
 
     def generate(self, *args, **kwargs):
         return self._generator.generate(*args, **kwargs)
+
+    def render_prompt(self, request):
+        return self._generator.render_prompt(request)
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one folder inside --out: no separators, no '..', nothing hidden."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+        raise MmbenchError(f"--name {name!r} must be a plain folder name (no '/', '\\', or leading '.')")
+    return name
+
+
+def default_run_name(spec: str) -> str:
+    path = Path(spec).expanduser()
+    return path.resolve().name if path.exists() else spec.replace("/", "__")
+
+
+def check_model_json(folder: Path, fingerprint: str) -> dict:
+    """The run folder must hold this checkpoint's answers (or nothing); returns its model.json."""
+    from mmbench.harness.provenance import Conflict, read_json
+
+    meta = read_json(folder / "model.json")
+    stored = [*folder.glob("*/samples.jsonl"), *folder.glob("*/results.json")] if folder.exists() else []
+    old = (meta or {}).get("checkpoint_fingerprint")
+    if old == fingerprint or not stored:
+        return meta if old == fingerprint else {}
+    why = "weights differ" if old else "its checkpoint is not recorded"
+    raise Conflict(f"{folder} holds answers from another checkpoint ({why}); use --out, --name, or --overwrite")
 
 
 def make_judge_step(request: EvalRequest, data: str | None):
@@ -97,13 +128,28 @@ def make_judge_step(request: EvalRequest, data: str | None):
             write_samples(samples_path, samples)
         return samples, judge_summary(benchmark, judge, template, config.runs)
 
+    def identity(benchmark: Benchmark) -> dict:
+        """Who judges: stored verdicts are reused only from the same judge, prompt and runs."""
+        from mmbench.harness.judge_runner import prompt_version
+
+        if use_scene:
+            from mmbench.world.scene_judge import SceneJudge
+
+            model = SceneJudge.model
+        else:
+            model = config.model or benchmark.judge.default_model
+        return {"model": model, "prompt_version": prompt_version(benchmark.judge, template),
+                "runs": config.runs or benchmark.judge.runs}
+
+    step.identity = identity
     return step, use_scene
 
 
 def run_eval(request: EvalRequest) -> dict[str, dict]:
     from mmbench.harness.judge_client import JudgeConfig
     from mmbench.harness.judge_runner import check_judge_ready
-    from mmbench.harness.model import load_model
+    from mmbench.harness.model import _resolve_device, load_model
+    from mmbench.harness.provenance import Conflict, checkpoint_fingerprint, mmbench_version
 
     if request.engine != "mmbench":
         from mmbench.harness.lmms import ENGINES, run_lmms_eval
@@ -120,22 +166,70 @@ def run_eval(request: EvalRequest) -> dict[str, dict]:
         model_spec = request.model
         model_path = Path(request.model).expanduser()
     benchmarks = list(request.benchmarks)
-    data = resolve_data(request, model_path)
-    judge_step, use_scene = make_judge_step(request, data)
-    if not use_scene:  # fail before any generation when a judged benchmark cannot be judged
-        check_judge_ready(request.judge or JudgeConfig(), benchmarks)
-    model = load_model(model_spec, dtype=request.dtype, device=request.device,
-                       trust_remote_code=request.trust_remote_code)
-    name = request.name or ("base" if request.model is None else model.name)
-    generator = _Named(model, name)
-    dist = Distributed.detect() if request.distributed else Distributed()
-    if dist.main:
-        meta = {"model": name, "checkpoint": model_spec, "engine": "mmbench",
-                "knob": "base" if request.model is None else "", **request.meta}
-        atomic_write_json(Path(request.out) / name / "model.json", meta)
-    settings = EvalSettings(data=data, limit=request.limit, batch_size=request.batch_size,
-                            strict_pope=request.strict_pope, max_new_tokens=request.max_new_tokens)
     if not benchmarks:
         raise MmbenchError("no benchmark selected")
+    name = check_run_name(request.name or ("base" if request.model is None else default_run_name(model_spec)))
+    if model_path is not None and model_path.exists() and not model_path.is_dir():
+        raise MmbenchError(f"{model_spec} is a file; give the model folder")
+    data = resolve_data(request, model_path)
+    judge_step, use_scene = make_judge_step(request, data)
+    if not use_scene and not request.why:  # fail before any generation when a judged benchmark cannot be judged
+        check_judge_ready(request.judge or JudgeConfig(), benchmarks)
+    # Provenance first (cheap: file hashes are cached), so a mismatch costs no model load.
+    fingerprint = checkpoint_fingerprint(model_spec)
+    device = _resolve_device(request.device)
+    settings = EvalSettings(data=data, limit=request.limit, batch_size=request.batch_size,
+                            strict_pope=request.strict_pope, max_new_tokens=request.max_new_tokens,
+                            model_key={"checkpoint": fingerprint, "dtype": request.dtype,
+                                       "device": device.split(":")[0]},
+                            overwrite=request.overwrite)
+    dist = Distributed.detect() if request.distributed else Distributed()
+    folder = Path(request.out) / name
+    if request.why:
+        return {"plans": _why(folder, fingerprint, _Named(None, name), benchmarks, settings, judge_step)}
+    try:
+        old_meta = check_model_json(folder, fingerprint)
+    except Conflict:
+        if not request.overwrite:
+            raise
+        if dist.main:
+            shutil.rmtree(folder)
+        old_meta = {}
+    dist.barrier()
+    plans = plan_all(_Named(None, name), benchmarks, Path(request.out), settings, judge_step, dist)
+    model = load_model(model_spec, dtype=request.dtype, device=request.device,
+                       trust_remote_code=request.trust_remote_code)
+    generator = _Named(model, name)
+    if dist.main:
+        data_keys = {**old_meta.get("data_fingerprints", {}),
+                     **{p.benchmark.name: p.results_key["inputs"] for p in plans}}
+        meta = {"model": name, "checkpoint": model_spec, "checkpoint_fingerprint": fingerprint,
+                "engine": "mmbench", "mmbench_version": mmbench_version(), "data": data,
+                "data_fingerprints": data_keys, "knob": "base" if request.model is None else "", **request.meta}
+        atomic_write_json(folder / "model.json", meta)
     return evaluate(generator, benchmarks, Path(request.out), settings, judge_step, dist,
-                    show_progress=request.show_progress)
+                    show_progress=request.show_progress, plans=plans)
+
+
+def _why(folder: Path, fingerprint: str, generator, benchmarks, settings: EvalSettings, judge_step) -> list[dict]:
+    """`--why`: the plan of every benchmark, touching nothing."""
+    from mmbench.harness.evaluate import plan_benchmark
+    from mmbench.harness.provenance import Conflict
+
+    rows = []
+    try:
+        check_model_json(folder, fingerprint)
+    except Conflict as exc:
+        if not settings.overwrite:
+            return [{"benchmark": "(all)", "action": "refuse", "todo": None, "reason": str(exc)}]
+        return [{"benchmark": b.name, "action": "recompute", "todo": None, "reason": f"--overwrite: {exc}"}
+                for b in benchmarks]
+    for benchmark in benchmarks:
+        identity = judge_step.identity(benchmark) if benchmark.judged else None
+        plan = plan_benchmark(generator, benchmark, Path(folder.parent), settings, identity)
+        action = "refuse" if plan.conflict else plan.action
+        reason = plan.conflict or plan.reason
+        if plan.conflict and settings.overwrite:
+            action, reason = "recompute", f"--overwrite: {plan.conflict}"
+        rows.append({"benchmark": benchmark.name, "action": action, "todo": plan.todo, "reason": reason})
+    return rows

@@ -1,24 +1,33 @@
 """The eval runner: records -> model responses -> judge verdicts -> scores -> run files.
 
-Resumable at two levels: a benchmark whose `results.json` matches the current settings is
-skipped, and a partly generated benchmark continues from its `samples.jsonl`, which is
-rewritten atomically after every chunk of generations.  Under `accelerate launch` each process
-generates a shard of the records into its own part file; the main process merges them in
-record order, so the result equals a single-process run.
+Resumable, and keyed by provenance (harness/provenance.py): before anything runs, every
+benchmark is planned.  A `results.json` is reused only when its key (checkpoint, generation
+settings, every record's prompt + image + reference, scoring, judge) equals the request's; a
+stored answer only when its own key matches its record and the folder's `provenance.json`
+(checkpoint, dtype, generation settings, benchmark version) matches.  Anything stored that
+was produced otherwise stops the run with one line naming the difference, before any work
+(`--overwrite` clears it instead).  Batch size is not in any key: generation is batch-invariant.
+
+A partly generated benchmark continues from its `samples.jsonl`, rewritten atomically after
+every chunk.  Under `accelerate launch` each process generates a shard of the records into its
+own part file; the main process merges them in record order, so the result equals a
+single-process run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from mmbench.benchmarks import Benchmark, Record, load_records
 from mmbench.errors import MmbenchError
 from mmbench.harness.generation import GenerationRequest, Generator
+from mmbench.harness.provenance import (SCORER_VERSION, Conflict, combine, describe, differences, input_key,
+                                        read_json, sha)
 from mmbench.harness.runfiles import atomic_write_json, read_samples, run_dir, write_samples
 from mmbench.harness.scoring import build_results, score_samples
 
@@ -32,11 +41,20 @@ class EvalSettings:
     chunk: int = 64  # generations between two samples-file rewrites
     max_new_tokens: int | None = None  # cap on every benchmark's answer length (small models, smoke runs)
     extra: dict = field(default_factory=dict)  # recorded in results.config (judge, engine, ...)
+    # what generates the answers: checkpoint fingerprint, dtype, device (set by run_eval)
+    model_key: dict = field(default_factory=dict)
+    overwrite: bool = False  # replace stored work of another provenance instead of refusing
 
     def fingerprint(self, benchmark: Benchmark) -> dict:
-        """What must match for a finished benchmark to be reused on a rerun."""
+        """The settings in words, for people and reports (the provenance key is in `plan`)."""
         return {"data": self.data, "limit": self.limit, "version": benchmark.version,
                 "parse": "strict" if self.strict_pope else "official", "max_new_tokens": self.max_new_tokens}
+
+    def generation_key(self, generator: Generator, benchmark: Benchmark) -> dict:
+        """Everything common to a benchmark's answers; stored as the folder's provenance.json."""
+        return {"model": self.model_key or {"name": generator.name}, "benchmark": benchmark.name,
+                "version": benchmark.version, "generation": asdict(self.generation(benchmark)),
+                "engine": "mmbench"}
 
     def generation(self, benchmark: Benchmark):
         from dataclasses import replace
@@ -89,29 +107,118 @@ def _sample_image_field(record: Record, folder: Path) -> str | None:
     return str(Path(image).resolve())
 
 
-def _make_sample(benchmark: Benchmark, record: Record, response: str, folder: Path) -> dict:
-    sample = {"benchmark": benchmark.name, "id": record.id, "prompt": record.prompt, "response": response,
-              "reference": record.reference}
+def sample_key(record: Record) -> str:
+    """An answer's inputs: prompt, image bytes and the reference it is scored against."""
+    return sha(input_key(record.prompt, record.image), record.reference)
+
+
+def _render(generator: Generator, record: Record) -> str:
+    render = getattr(generator, "render_prompt", None)
+    return render(GenerationRequest(prompt=record.prompt, image=record.image)) if callable(render) else record.prompt
+
+
+def _make_sample(benchmark: Benchmark, record: Record, response: str, folder: Path, key: str,
+                 rendered: str) -> dict:
+    sample = {"benchmark": benchmark.name, "id": record.id, "prompt": record.prompt, "prompt_rendered": rendered,
+              "response": response, "reference": record.reference, "key": key}
     if benchmark.judge is not None and benchmark.judge.vision:
         sample["image"] = _sample_image_field(record, folder)
     return sample
 
 
-def generate_samples(generator: Generator, benchmark: Benchmark, records: Sequence[Record], path: Path,
+def _judge_of(sample: dict) -> dict:
+    judge = sample.get("judge") or {}
+    return {k: judge.get(k) for k in ("model", "prompt_version", "runs")}
+
+
+@dataclass
+class Plan:
+    """What evaluating one benchmark will reuse and compute, and why."""
+
+    benchmark: Benchmark
+    folder: Path
+    records: list[Record]
+    keys: dict[str, str]  # record id -> sample key
+    generation: dict  # the folder's provenance.json
+    results_key: dict  # results.json config.provenance
+    action: str = "generate"  # reuse | score | generate
+    todo: int = 0  # answers to generate
+    reason: str = ""
+    conflict: str | None = None  # stored work of another provenance
+
+
+def plan_benchmark(generator: Generator, benchmark: Benchmark, out: Path, settings: EvalSettings,
+                   judge_identity: dict | None = None) -> Plan:
+    """Compare what `out` holds for this benchmark with what the request would produce."""
+    folder = run_dir(out, generator.name, benchmark.name)
+    records = load_records(benchmark, settings.data, limit=settings.limit)
+    if not records:
+        raise MmbenchError(f"{benchmark.name}: no records to evaluate (data {settings.data}, limit {settings.limit})")
+    keys = {r.id: sample_key(r) for r in records}
+    generation = settings.generation_key(generator, benchmark)
+    results_key = {"generation": sha(generation), "inputs": combine(keys[r.id] for r in records),
+                   "n": len(records), "scorer": SCORER_VERSION,
+                   "parse": "strict" if settings.strict_pope and benchmark.name == "pope" else "official",
+                   "judge": judge_identity if benchmark.judged else None}
+    plan = Plan(benchmark, folder, records, keys, generation, results_key, todo=len(records))
+    results = read_json(folder / "results.json")
+    if results is not None and (results.get("config") or {}).get("provenance") == results_key:
+        plan.action, plan.todo, plan.reason = "reuse", 0, "results match the request"
+        return plan
+    stored = [p for p in [folder / "samples.jsonl", *sorted(folder.glob("samples.part*.jsonl"))] if p.exists()]
+    if not stored and results is None:
+        plan.reason = "nothing stored"
+        return plan
+    sidecar = read_json(folder / "provenance.json")
+    if sidecar is None:
+        plan.conflict = f"{folder} holds answers of unknown provenance (no provenance.json)"
+        return plan
+    if sidecar != generation:
+        what = "another checkpoint" if sidecar.get("model") != generation["model"] else "other settings"
+        plan.conflict = f"{folder} holds answers from {what} ({describe(differences(sidecar, generation))})"
+        return plan
+    samples = {s["id"]: s for p in stored for s in read_samples(p)}
+    other_inputs = [i for i, s in samples.items() if i in keys and s.get("key") != keys[i]]
+    if other_inputs:
+        plan.conflict = (f"{folder} holds {len(other_inputs)} answers to other inputs (the data changed, "
+                         f"e.g. record {other_inputs[0]!r})")
+        return plan
+    other_judge = [i for i, s in samples.items() if i in keys and "judge" in s and _judge_of(s) != judge_identity]
+    if other_judge:
+        old = _judge_of(samples[other_judge[0]])
+        plan.conflict = (f"{folder} holds verdicts from another judge "
+                         f"({describe(differences(old, judge_identity or {}))})")
+        return plan
+    plan.todo = sum(1 for r in records if r.id not in samples)
+    plan.action = "generate" if plan.todo else "score"
+    old_key = (results or {}).get("config", {}).get("provenance")
+    changed = describe(differences(old_key, results_key)) if old_key else "no results yet"
+    plan.reason = (f"{len(records) - plan.todo} answers reused, {plan.todo} to generate" if plan.todo
+                   else f"all answers reused; rescoring ({changed})")
+    return plan
+
+
+def generate_samples(generator: Generator, plan: Plan, records: Sequence[Record], path: Path,
                      settings: EvalSettings, progress=None) -> list[dict]:
     """Generate what `path` does not hold yet, rewriting it after every chunk; return all samples."""
-    done = {s["id"]: s for s in read_samples(path)} if path.exists() else {}
+    benchmark = plan.benchmark
+    done = {}
+    if path.exists():  # the plan checked every stored key; answers to records not asked for are dropped
+        done = {s["id"]: s for s in read_samples(path) if plan.keys.get(s["id"]) == s.get("key")}
     for s in done.values():
         s.pop("_line", None)
     todo = [r for r in records if r.id not in done]
     task = progress.add_task(f"{benchmark.name}", total=len(records), completed=len(records) - len(todo)) \
         if progress is not None else None
+    if todo:
+        atomic_write_json(plan.folder / "provenance.json", plan.generation)
     for start in range(0, len(todo), settings.chunk):
         chunk = todo[start:start + settings.chunk]
         requests = [GenerationRequest(prompt=r.prompt, image=r.image) for r in chunk]
         responses = generator.generate(requests, settings.generation(benchmark), batch_size=settings.batch_size)
         for record, response in zip(chunk, responses):
-            done[record.id] = _make_sample(benchmark, record, response, path.parent)
+            done[record.id] = _make_sample(benchmark, record, response, path.parent, plan.keys[record.id],
+                                           _render(generator, record))
         write_samples(path, [done[r.id] for r in records if r.id in done])
         if task is not None:
             progress.update(task, advance=len(chunk))
@@ -135,25 +242,45 @@ def _merge_parts(parts: list[Path], records: Sequence[Record], path: Path) -> li
 JudgeStep = Callable[[Benchmark, list[dict], Path], tuple[list[dict], dict]]
 
 
-def evaluate_benchmark(generator: Generator, benchmark: Benchmark, out: Path, settings: EvalSettings,
-                       judge_step: JudgeStep | None = None, dist: Distributed | None = None,
-                       progress=None) -> dict | None:
-    """Run one benchmark end to end and return its results (None on non-main processes)."""
+def _identity(judge_step: JudgeStep | None, benchmark: Benchmark) -> dict | None:
+    identity = getattr(judge_step, "identity", None)
+    return identity(benchmark) if callable(identity) and benchmark.judged else None
+
+
+def plan_all(generator: Generator, benchmarks: Sequence[Benchmark], out: Path, settings: EvalSettings,
+             judge_step: JudgeStep | None = None, dist: Distributed | None = None) -> list[Plan]:
+    """Plan every benchmark; stored work of another provenance stops here, before anything runs
+    — or, with `settings.overwrite`, is removed (by the main process) and planned again."""
     dist = dist or Distributed()
-    folder = run_dir(out, generator.name, benchmark.name)
+    plans = [plan_benchmark(generator, b, out, settings, _identity(judge_step, b)) for b in benchmarks]
+    conflicts = [p for p in plans if p.conflict]
+    if conflicts and not settings.overwrite:
+        raise Conflict(f"{conflicts[0].conflict}; use --overwrite, --name or another --out"
+                       + (f" ({len(conflicts) - 1} more benchmarks differ)" if len(conflicts) > 1 else ""))
+    if conflicts:
+        if dist.main:
+            for plan in conflicts:
+                shutil.rmtree(plan.folder, ignore_errors=True)
+        dist.barrier()
+        plans = [plan_benchmark(generator, p.benchmark, out, settings, _identity(judge_step, p.benchmark))
+                 if p.conflict else p for p in plans]
+    return plans
+
+
+def run_plan(generator: Generator, plan: Plan, settings: EvalSettings, judge_step: JudgeStep | None = None,
+             dist: Distributed | None = None, progress=None) -> dict | None:
+    """Carry out one benchmark's plan and return its results (None on non-main processes)."""
+    dist = dist or Distributed()
+    benchmark, folder, records = plan.benchmark, plan.folder, plan.records
     results_path, samples_path = folder / "results.json", folder / "samples.jsonl"
-    fingerprint = settings.fingerprint(benchmark)
-    if results_path.exists():
-        previous = json.loads(results_path.read_text())
-        if previous.get("config", {}).get("fingerprint") == fingerprint:
-            return previous if dist.main else None
-    records = load_records(benchmark, settings.data, limit=settings.limit)
+    if plan.action == "reuse":
+        return read_json(results_path) if dist.main else None
     if dist.size == 1:
-        samples = generate_samples(generator, benchmark, records, samples_path, settings, progress)
+        samples = generate_samples(generator, plan, records, samples_path, settings, progress)
     else:
         shard = records[dist.rank::dist.size]
         part = folder / f"samples.part{dist.rank}-of-{dist.size}.jsonl"
-        generate_samples(generator, benchmark, shard, part, settings, progress if dist.main else None)
+        generate_samples(generator, plan, shard, part, settings, progress if dist.main else None)
         dist.barrier()
         if not dist.main:
             dist.barrier()
@@ -162,8 +289,8 @@ def evaluate_benchmark(generator: Generator, benchmark: Benchmark, out: Path, se
         samples = _merge_parts(parts, records, samples_path)
         for p in parts:
             p.unlink(missing_ok=True)
-    config = {"fingerprint": fingerprint, "model": generator.name, "batch_size": settings.batch_size,
-              **settings.extra}
+    config = {"fingerprint": settings.fingerprint(benchmark), "provenance": plan.results_key,
+              "model": generator.name, "batch_size": settings.batch_size, **settings.extra}
     if benchmark.judged:
         if judge_step is None:
             raise MmbenchError(f"{benchmark.name} needs a judge but none is configured")
@@ -177,21 +304,29 @@ def evaluate_benchmark(generator: Generator, benchmark: Benchmark, out: Path, se
     return results
 
 
+def evaluate_benchmark(generator: Generator, benchmark: Benchmark, out: Path, settings: EvalSettings,
+                       judge_step: JudgeStep | None = None, dist: Distributed | None = None,
+                       progress=None) -> dict | None:
+    """Plan and run one benchmark end to end (None on non-main processes)."""
+    plan = plan_all(generator, [benchmark], out, settings, judge_step, dist)[0]
+    return run_plan(generator, plan, settings, judge_step, dist, progress)
+
+
 def evaluate(generator: Generator, benchmarks: Sequence[Benchmark], out: Path, settings: EvalSettings,
              judge_step: JudgeStep | None = None, dist: Distributed | None = None,
-             show_progress: bool = True) -> dict[str, dict]:
+             show_progress: bool = True, plans: list[Plan] | None = None) -> dict[str, dict]:
     """All benchmarks for one model; returns {benchmark: results} on the main process."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     dist = dist or Distributed()
+    plans = plans if plans is not None else plan_all(generator, benchmarks, out, settings, judge_step, dist)
     if dist.size > 1 and dist.main:
         print(f"mmbench eval: records sharded over {dist.size} processes", flush=True)
     columns = (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     all_results: dict[str, dict] = {}
     with Progress(*columns, disable=not (show_progress and dist.main), transient=False) as progress:
-        for benchmark in benchmarks:
-            results = evaluate_benchmark(generator, benchmark, out, settings, judge_step, dist, progress)
+        for plan in plans:
+            results = run_plan(generator, plan, settings, judge_step, dist, progress)
             if results is not None:
-                all_results[benchmark.name] = results
+                all_results[plan.benchmark.name] = results
     return all_results
-

@@ -127,10 +127,13 @@ def judge_samples(benchmark: Benchmark, samples: Sequence[dict], judge: Judge, t
     flat = [request for requests in per_sample for request in requests]
     verdicts = iter(judge.judge(flat, benchmark.judge.parse))
     judged = []
+    version = prompt_version(benchmark.judge, template)
     for sample, requests in zip(samples, per_sample, strict=True):
         outputs = [v for v in (next(verdicts) for _ in requests) if v is not None]
         clean = {k: v for k, v in sample.items() if not k.startswith("_")}
-        judged.append({**clean, "judge": {"model": judge.model, "outputs": outputs}})
+        # Who judged, beside the verdicts: a rerun reuses them only from the same judge.
+        judged.append({**clean, "judge": {"model": judge.model, "prompt_version": version,
+                                          "runs": len(requests), "outputs": outputs}})
     return judged
 
 

@@ -22,13 +22,14 @@ class ModelRun:
     seed: int | None = None
     engine: str = "mmbench"
     results: dict[str, dict] = field(default_factory=dict)  # benchmark -> results.json
+    folders: dict[str, Path] = field(default_factory=dict)  # benchmark -> model folder holding it
 
     @property
     def is_base(self) -> bool:
         return self.knob == "base"
 
     def samples_path(self, benchmark: str) -> Path:
-        return self.folder / benchmark / "samples.jsonl"
+        return self.folders.get(benchmark, self.folder) / benchmark / "samples.jsonl"
 
 
 def _model_folders(root: Path) -> list[Path]:
@@ -40,26 +41,47 @@ def _model_folders(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def _read_object(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MmbenchError(f"{path}: not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise MmbenchError(f"{path}: expected a JSON object")
+    return data
+
+
 def collect_runs(roots: list[Path]) -> list[ModelRun]:
+    """Every model folder under `roots`; folders that share a run name are merged only when they
+    hold the same checkpoint's answers (model.json's fingerprint) and no benchmark twice."""
     runs: dict[str, ModelRun] = {}
+    fingerprints: dict[str, tuple[str | None, Path]] = {}
     for root in roots:
         root = Path(root)
         if not root.exists():
             raise MmbenchError(f"run folder not found: {root}")
         for folder in _model_folders(root):
             meta_path = folder / "model.json"
-            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-            name = meta.get("model", folder.name)
+            meta = _read_object(meta_path) if meta_path.exists() else {}
+            name = str(meta.get("model", folder.name))
+            fingerprint = meta.get("checkpoint_fingerprint")
+            if name in fingerprints and fingerprints[name][1] != folder:
+                other, where = fingerprints[name]
+                if other != fingerprint or fingerprint is None:
+                    raise MmbenchError(f"two runs are named {name!r} but come from different (or unrecorded) "
+                                       f"checkpoints: {where} and {folder}; rerun one with --name")
+            fingerprints.setdefault(name, (fingerprint, folder))
             run = runs.setdefault(name, ModelRun(model=name, folder=folder, knob=meta.get("knob", ""),
                                                  value=meta.get("value"), seed=meta.get("seed"),
                                                  engine=meta.get("engine", "mmbench")))
             for benchmark in BENCHMARKS:
                 path = folder / benchmark / "results.json"
                 if path.exists():
-                    try:
-                        run.results[benchmark] = json.loads(path.read_text())
-                    except json.JSONDecodeError:
-                        raise MmbenchError(f"{path}: not valid JSON") from None
+                    results = _read_object(path)
+                    if benchmark in run.results and run.folders[benchmark] != folder:
+                        raise MmbenchError(f"{name!r} has {benchmark} results in two folders "
+                                           f"({run.folders[benchmark]} and {folder}); report one of them")
+                    run.results[benchmark], run.folders[benchmark] = results, folder
     if not runs:
         raise MmbenchError(f"no results.json found under {', '.join(str(r) for r in roots)}")
     return sorted(runs.values(), key=lambda r: (not r.is_base, r.knob, r.value if r.value is not None else -1,

@@ -65,3 +65,14 @@ def print_headlines(all_results: dict, out) -> None:
         if results.get("flagged"):
             console.print(f"[yellow]warning ({name}): {results['flagged']}[/yellow]")
     console.print(table)
+
+
+def print_plan_rows(title: str, rows: list[dict]) -> None:
+    """`--why`: what each benchmark or grid point would reuse or recompute, and why."""
+    table = Table(title=title)
+    columns = [c for c in ("point", "benchmark", "action", "todo", "reason") if any(c in r for r in rows)]
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*[Text(fmt(row.get(c))) for c in columns])
+    console.print(table)

@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import torch
 
 from mmbench.benchmarks.textnorm import split_sentences, starts_with_yes_no
+from mmbench.harness import families
 from mmbench.harness.generation import GenerationRequest
 
 
@@ -65,8 +66,7 @@ def load_embedder(name: str) -> Callable[[list[str]], torch.Tensor]:
 
 
 def image_token_id(model) -> int | None:
-    config = model.config
-    return getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
+    return families.image_token_id(model)
 
 
 def suppress_image_token(model) -> dict:
@@ -81,13 +81,15 @@ def masked_generate(adapter, requests: Sequence[GenerationRequest], prefixes: Se
                     model=None) -> list[list[int]]:
     """Greedy continuations of prompt+prefix with image tokens hidden at threshold rho_th.
 
-    The 2-D attention mask acts as a key mask in generate(), and generate derives positions
-    from its cumulative sum, so with every image token hidden the output equals text-only
-    generation."""
+    Image content is hidden by `families.hide_image` (a key mask on image tokens; Mllama's
+    cross-attention mask).  Most families derive positions from the masked attention mask, so with
+    every image token hidden the output equals text-only generation; M-RoPE families (Qwen-VL) get
+    explicit positions computed on the unmasked input (`families.masked_position_ids`)."""
     model = model or adapter.model
     batch = adapter.encode_prompts(requests, padding_side="right")
     ids, mask = batch.pop("input_ids"), batch.pop("attention_mask")
-    rows = [ids[i, :int(mask[i].sum())].tolist() + list(prefixes[i]) for i in range(len(requests))]
+    lengths = mask.sum(dim=1).tolist()
+    rows = [ids[i, :lengths[i]].tolist() + list(prefixes[i]) for i in range(len(requests))]
     width = max(len(r) for r in rows)
     pad = adapter.pad_token_id
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -95,12 +97,18 @@ def masked_generate(adapter, requests: Sequence[GenerationRequest], prefixes: Se
     for i, row in enumerate(rows):
         input_ids[i, width - len(row):] = torch.tensor(row)
         attention[i, width - len(row):] = 1
-    image_id = image_token_id(model)
-    if image_id is not None and rho_th > 0:
-        keep = torch.rand(input_ids.shape, generator=generator) >= rho_th
-        attention[(input_ids == image_id) & ~keep] = 0
-    with torch.inference_mode():
-        out = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+    # Per-token tensors (mm_token_type_ids, token_type_ids, cross_attention_mask) follow the ids.
+    batch.update(families.relayout_per_token(batch, ids.shape[1], lengths, width,
+                                             [width - len(r) for r in rows], [len(r) for r in rows],
+                                             model.config.model_type))
+    batch = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in batch.items()}
+    input_ids, attention = input_ids.to(model.device), attention.to(model.device)
+    positions = families.masked_position_ids(model, input_ids, attention, batch)
+    hidden = families.hide_image(model, input_ids, attention, batch, rho_th, generator)
+    if positions is not None:
+        batch["position_ids"] = positions
+    with hidden, torch.inference_mode():
+        out = model.generate(input_ids=input_ids, attention_mask=attention,
                              **batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                              temperature=None, top_p=None, top_k=None, pad_token_id=pad,
                              eos_token_id=list(stop_ids), **suppress_image_token(model))
@@ -161,8 +169,15 @@ def _stop_ids(adapter) -> tuple[list[int], list[int]]:
 def sample_negatives(adapter, examples: Sequence, config: BDHSConfig, embed, *, model=None,
                      seed_offset: int = 0, progress: Callable[[int], None] | None = None) -> list[BDHSNegative]:
     """One BDHS negative per example (examples need .id, .request, .chosen)."""
-    rng = random.Random(f"{config.seed}-{seed_offset}")
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + seed_offset)
+    # Every draw (cut points, flips, image masks) comes from the example's own seed, so a negative
+    # does not depend on which other examples share its batch: offline negatives computed for a
+    # smoke run are exactly those a full precompute would give.
+    def seed(i: int, attempt: int, sentence: int = -1) -> str:
+        return f"{config.seed}-{seed_offset}-{examples[i].id}-{attempt}-{sentence}"
+
+    def generators(keys) -> list[torch.Generator]:
+        return [torch.Generator().manual_seed(int(hashlib.sha256(seed(*k).encode()).hexdigest()[:15], 16))
+                for k in keys]
     sentence_stop, answer_stop = _stop_ids(adapter)
     eos = answer_stop[:1]
     chosen_vecs = embed([e.chosen for e in examples])
@@ -178,18 +193,21 @@ def sample_negatives(adapter, examples: Sequence, config: BDHSConfig, embed, *, 
                 chunk = pending[start:start + config.batch_size]
                 outs = masked_generate(adapter, [examples[i].request for i in chunk], [[] for _ in chunk],
                                        rho_th=config.rho_th, max_new_tokens=config.full_tokens,
-                                       stop_ids=answer_stop, generator=generator, model=model)
+                                       stop_ids=answer_stop, generator=generators((i, attempt) for i in chunk),
+                                       model=model)
                 for i, out in zip(chunk, outs):
                     candidates[i] = [t for t in out if t not in answer_stop] + eos
         else:
-            jobs = [job for i in pending for job in _plan(adapter, examples[i].chosen, i, rng, config.flip_prob)]
+            jobs = [job for i in pending for job in _plan(adapter, examples[i].chosen, i,
+                                                          random.Random(seed(i, attempt)), config.flip_prob)]
             pieces: dict[tuple[int, int], list[int]] = {}
             for start in range(0, len(jobs), config.batch_size):
                 chunk = jobs[start:start + config.batch_size]
                 outs = masked_generate(adapter, [examples[j.example].request for j in chunk],
                                        [j.context_ids + j.prefix_ids for j in chunk], rho_th=config.rho_th,
                                        max_new_tokens=config.sentence_tokens, stop_ids=sentence_stop,
-                                       generator=generator, model=model)
+                                       generator=generators((j.example, attempt, j.sentence) for j in chunk),
+                                       model=model)
                 for job, out in zip(chunk, outs):
                     pieces[(job.example, job.sentence)] = job.prefix_ids + [t for t in out if t not in answer_stop]
             for i in pending:
@@ -213,27 +231,32 @@ def sample_negatives(adapter, examples: Sequence, config: BDHSConfig, embed, *, 
 
 def precompute_offline(adapter, examples: Sequence, config: BDHSConfig, path: Path, embed=None,
                        progress: Callable[[int], None] | None = None, chunk: int = 64) -> dict[str, BDHSNegative]:
-    """Offline BDHS: negatives from the base model, generated once into `path` (JSONL) and reused
-    by every γ; an interrupted run continues where the file ends."""
+    """Offline BDHS: negatives from the base model, generated once into `path` (JSONL; the file
+    name carries the base fingerprint and the BDHS options) and reused by every γ and every later
+    run.  Rows are keyed by id and content (prompt, image bytes, chosen answer): a changed data file
+    misses instead of reusing another row's negative; an interrupted run continues."""
+    from mmbench.harness.provenance import sha
     from mmbench.harness.runfiles import atomic_write_text
+    from mmbench.trainers.refcache import example_key
 
     path = Path(path)
-    done: dict[str, BDHSNegative] = {}
+    stored: dict[str, dict] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                done[row["id"]] = BDHSNegative(**row)
-    todo = [e for e in examples if e.id not in done]
-    if progress and done:
+            row = json.loads(line) if line.strip() else {}
+            if row.get("key"):  # rows without a content key predate it: never reused
+                stored[row["key"]] = row
+    keys = {e.id: sha(e.id, example_key(e), e.chosen) for e in examples}
+    todo = [e for e in examples if keys[e.id] not in stored]
+    if progress and len(todo) < len(examples):
         progress(len(examples) - len(todo))
     for start in range(0, len(todo), chunk):
         if embed is None:
             embed = load_embedder(config.embedder)
         part = todo[start:start + chunk]
-        # The seed offset is the chunk's position so a resumed run draws what a fresh one would.
-        offset = [e.id for e in examples].index(part[0].id)
-        for negative in sample_negatives(adapter, part, config, embed, seed_offset=offset, progress=progress):
-            done[negative.id] = negative
-        atomic_write_text(path, "".join(json.dumps(asdict(done[e.id])) + "\n" for e in examples if e.id in done))
-    return done
+        for negative in sample_negatives(adapter, part, config, embed, progress=progress):
+            stored[keys[negative.id]] = {"key": keys[negative.id], **asdict(negative)}
+        atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in stored.values()))
+    fields = {f for f in BDHSNegative.__dataclass_fields__} - {"id"}
+    return {e.id: BDHSNegative(id=e.id, **{k: v for k, v in stored[keys[e.id]].items() if k in fields})
+            for e in examples}

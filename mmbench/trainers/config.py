@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from mmbench.errors import MmbenchError
 from mmbench.trainers.bdhs import BDHSConfig
@@ -15,6 +16,12 @@ class TrainConfig:
     base: str | None = None  # None: the shipped world base model
     data: str | None = None  # preference JSONL; None: the world's set (built on demand)
     prompts: str | None = None  # prompt-only JSONL for online sampling; None: use `data`'s prompts
+    data_format: str | None = None  # None: detected from the columns (mmbench, rlaif-v, rlhf-v, povid, ...)
+    image_root: str | None = None  # folder that relative image paths resolve against (POVID: COCO train2014)
+    subset: int | None = None  # a seeded random subset of N examples (the study used 5000)
+    subset_seed: int = 0  # also seeds VLFeedback's pair draw
+    skip_bad_rows: bool = False  # drop (and count) bad rows instead of stopping
+    pairs: str = "best"  # VLFeedback pairs: best (top vs a random lower-rated) | all (every unequal pair)
     out: str = "checkpoints/run"
     gamma: float = 0.5  # Eq. 5 weight of DPO on external rejected answers
     p: float = 0.5  # Mixed-DPO share of offline pairs
@@ -41,10 +48,23 @@ class TrainConfig:
     annotator: str | None = None  # "scene" on world data, else an OpenAI-compatible model id
     annotator_base_url: str | None = None
     save_every: int = 25
+    overwrite: bool = False  # replace a checkpoint or partial run trained otherwise (default: refuse)
     cache_dir: str | None = None  # shared precompute (reference log-probs, offline BDHS)
     bdhs: BDHSConfig = field(default_factory=BDHSConfig)
 
     def validate(self) -> "TrainConfig":
+        import math
+
+        for name in ("gamma", "p", "beta", "lr", "max_grad_norm", "weight_decay"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise MmbenchError(f"--{name.replace('_', '-')} must be a finite number, got {value!r}")
+        if self.lr <= 0 or (self.vision_lr is not None and not (math.isfinite(self.vision_lr) and self.vision_lr > 0)):
+            raise MmbenchError(f"--lr must be positive, got {self.lr}")
+        if self.save_every < 1:
+            raise MmbenchError(f"--save-every must be at least 1, got {self.save_every}")
+        if self.limit is not None and self.limit < 1:
+            raise MmbenchError(f"--limit must be at least 1, got {self.limit}")
         for name in ("gamma", "p"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -59,6 +79,16 @@ class TrainConfig:
             raise MmbenchError(f"--optimizer must be adamw or sgd, got {self.optimizer!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise MmbenchError(f"--mixed-precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.subset is not None and self.subset < 1:
+            raise MmbenchError(f"--subset must be at least 1, got {self.subset}")
+        if self.pairs not in ("best", "all"):
+            raise MmbenchError(f"--pairs must be best or all, got {self.pairs!r}")
+        if self.data_format is not None:
+            from mmbench.trainers.sources import get_format
+
+            get_format(self.data_format)
+        if self.image_root is not None and not Path(self.image_root).expanduser().is_dir():
+            raise MmbenchError(f"--image-root is not a folder: {self.image_root}")
         if not 0.0 <= self.bdhs.rho_th <= 1.0:
             raise MmbenchError(f"--rho-th must be within [0, 1], got {self.bdhs.rho_th}")
         return self

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import torch
 
 from mmbench.errors import MmbenchError
+from mmbench.harness import families
 from mmbench.trainers.config import TrainConfig
 from mmbench.trainers.data import PreferenceExample
 
@@ -58,18 +59,33 @@ def global_batch(examples: list, batch_size: int, step: int, seed: int) -> list:
     return out
 
 
+def used_examples(examples: list, batch_size: int, steps: int, seed: int) -> list:
+    """The examples `steps` optimizer steps reach (in file order): all of them once the steps
+    cover an epoch, else the first positions of the epoch-0 permutation (as `global_batch`)."""
+    n, total = len(examples), batch_size * steps
+    if total >= n:
+        return list(examples)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1009)).tolist()
+    return [examples[i] for i in sorted(order[:total])]
+
+
 def _trainable(model, config: TrainConfig):
-    if config.freeze_vision and hasattr(model, "model") and hasattr(model.model, "vision_tower"):
-        for parameter in model.model.vision_tower.parameters():
-            parameter.requires_grad_(False)
+    """Freeze the vision tower (found by structure, `families.model_parts`); the projector trains."""
+    if config.freeze_vision:
+        parts = families.model_parts(model)
+        for name, parameter in model.named_parameters():
+            if families.parameter_group(name, parts) == "vision":
+                parameter.requires_grad_(False)
     return [p for p in model.parameters() if p.requires_grad]
 
 
 def _optimizer(model, config: TrainConfig):
+    """Two groups: the language model at `lr`, the vision side (projector, unfrozen tower) at `vision_lr`."""
+    parts = families.model_parts(model)
     vision, other = [], []
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            (vision if ("multi_modal_projector" in name or "vision_tower" in name) else other).append(parameter)
+            (other if families.parameter_group(name, parts) == "language" else vision).append(parameter)
     groups = [{"params": other, "lr": config.lr}]
     if vision:
         groups.append({"params": vision, "lr": config.vision_lr or config.lr})
@@ -100,8 +116,9 @@ def _apply_lora(adapter, config: TrainConfig) -> None:
         from peft import LoraConfig, get_peft_model
     except ImportError:
         raise MmbenchError("--lora needs peft: pip install 'mmbench[lora]'") from None
+    # The language model's attention/MLP projections, wherever the family keeps the language model.
     lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0,
-                      target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)")
+                      target_modules=families.lora_target_regex(adapter.model))
     adapter.model = get_peft_model(adapter.model, lora)
 
 
@@ -121,7 +138,7 @@ class TrainResult:
 
 def run_training(config: TrainConfig, adapter, step_fn: StepFn, examples: list[PreferenceExample],
                  reference_fingerprint: str, prepare: Callable[[TrainContext], None] | None = None,
-                 progress: bool = True, accelerator=None) -> TrainResult:
+                 progress: bool = True, accelerator=None, provenance: dict | None = None) -> TrainResult:
     """Train from scratch or from the last saved state; `save_final` writes the checkpoint."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -164,6 +181,9 @@ def run_training(config: TrainConfig, adapter, step_fn: StepFn, examples: list[P
     if accelerator.is_main_process:
         work.mkdir(parents=True, exist_ok=True)
         (work / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        if provenance is not None:  # what a resume must match (trainers/setup.checkpoint_status)
+            (work / "provenance.json").write_text(json.dumps(provenance, indent=2))
+        _trim_log(log_path, start)
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -202,6 +222,17 @@ def run_training(config: TrainConfig, adapter, step_fn: StepFn, examples: list[P
     return TrainResult(accelerator, policy, adapter, config, work, last)
 
 
+def _trim_log(log_path: Path, start: int) -> None:
+    """A resumed run repeats the steps after its last saved state: drop their old log lines."""
+    if not log_path.exists():
+        return
+    lines = [line for line in log_path.read_text().splitlines()
+             if line.strip() and json.loads(line).get("step", 0) <= start]
+    tmp = log_path.with_name(log_path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    tmp.replace(log_path)
+
+
 def save_final(result: TrainResult) -> Path:
     """Write the checkpoint folder `config.out`, which exists only once complete."""
     out = Path(result.config.out)
@@ -237,6 +268,8 @@ def _save_final(model, adapter, config: TrainConfig, work: Path, out: Path, last
     adapter.processor.save_pretrained(tmp)
     (tmp / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
     (tmp / "metrics.json").write_text(json.dumps(last, indent=2))
+    if (work / "provenance.json").exists():
+        shutil.copy(work / "provenance.json", tmp / "provenance.json")
     if (work / "log.jsonl").exists():
         shutil.copy(work / "log.jsonl", tmp / "log.jsonl")
     if out.exists():

@@ -1,8 +1,9 @@
 """On-disk cache of reference-model log-probs for offline completions.
 
-Key: (example id, hash of the completion token ids, reference-model fingerprint).  The reference
-never changes within a run and is the same model for every point of a γ or p grid, so every
-point reuses the numbers the first one computed."""
+Key: (the example's input key — prompt and image bytes, harness/provenance.py —, hash of the
+completion token ids, reference-model fingerprint): content, never names, so a changed data
+file or base misses instead of reusing another run's numbers.  The reference is the same model
+for every point of a γ or p grid, so every point reuses the numbers the first one computed."""
 
 from __future__ import annotations
 
@@ -17,17 +18,18 @@ def ids_hash(ids: Sequence[int]) -> str:
     return hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:32]
 
 
-def model_fingerprint(folder: Path) -> str:
-    """Content hash of a checkpoint folder's config and safetensors weights."""
-    folder = Path(folder)
-    digest = hashlib.sha256()
-    for path in sorted([*folder.glob("*.safetensors"), folder / "config.json"]):
-        if path.is_file():
-            digest.update(path.name.encode())
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()[:32]
+def example_key(example) -> str:
+    """What the reference model sees of an example besides the completion (cached per object)."""
+    from mmbench.harness.provenance import input_key
+
+    memo = _keys.get(id(example))
+    if memo is None or memo[0] is not example:
+        memo = (example, input_key(example.prompt, example.image))
+        _keys[id(example)] = memo
+    return memo[1]
+
+
+_keys: dict[int, tuple] = {}
 
 
 class RefLogpCache:

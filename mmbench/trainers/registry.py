@@ -48,16 +48,27 @@ class StepTrainer:
         self._state = prepare_run(self, config)
 
     def train(self) -> dict:
+        import json
+
         from mmbench.trainers.loop import run_training
 
         if not self._state:
             raise RuntimeError("setup() first")
+        if "reuse" in self._state:  # an identical checkpoint exists (same base, data, options)
+            metrics = self._state["reuse"] / "metrics.json"
+            return json.loads(metrics.read_text()) if metrics.exists() else {}
         self._state["result"] = run_training(**self._state["loop"])
         return self._state["result"].last
+
+    @property
+    def reused(self) -> bool:
+        return "reuse" in self._state
 
     def save(self) -> Path:
         from mmbench.trainers.loop import save_final
 
+        if "reuse" in self._state:
+            return self._state["reuse"]
         return save_final(self._state["result"])
 
 

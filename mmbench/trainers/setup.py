@@ -60,27 +60,103 @@ def make_annotator(config: TrainConfig, data: Path):
     return OpenAIPairwiseAnnotator(judge)
 
 
-def prepare_run(trainer, config: TrainConfig) -> dict:
-    from filelock import FileLock
-
-    from mmbench.harness.model import load_model
-    from mmbench.trainers.bdhs import load_embedder, precompute_offline
-    from mmbench.trainers.data import load_preferences
-    from mmbench.trainers.refcache import RefLogpCache, model_fingerprint
+def training_provenance(trainer, config: TrainConfig) -> dict:
+    """Validate, resolve base and data, and key the run: everything before any model loads."""
+    from mmbench.harness.provenance import checkpoint_fingerprint, combine, image_sha, sha, training_key
+    from mmbench.trainers.data import load_preference_source
+    from mmbench.trainers.loop import used_examples
 
     config.validate()
     config.base = resolve_base(config.base)
     data, prompts = resolve_data(config)
-    examples = load_preferences(data, need_rejected=trainer.needs_rejected(config), limit=config.limit)
+    examples = load_preference_source(
+        str(data), need_rejected=trainer.needs_rejected(config), limit=config.limit,
+        data_format=config.data_format if config.data else None, image_root=config.image_root,
+        subset=config.subset, subset_seed=config.subset_seed, skip_bad_rows=config.skip_bad_rows,
+        pairs=config.pairs, image_cache=default_cache_dir(config) / "pref-images", quiet=True)
+    base_fingerprint = checkpoint_fingerprint(config.base)
+    # Text of every row (order and count set the batches), image bytes of the rows the steps use.
+    used = {e.id for e in used_examples(examples, config.batch_size, config.max_steps, config.seed)}
+    data_fingerprint = combine(sha(e.id, e.prompt, e.chosen, e.rejected,
+                                   image_sha(e.image) if e.id in used else str(e.image)) for e in examples)
+    key = training_key(config.to_dict(), base_fingerprint, data_fingerprint)
+    return {"data": data, "examples": examples, "base_fingerprint": base_fingerprint, "key": key,
+            "used": used}
+
+
+def _announce_data(config: TrainConfig, data, examples) -> None:
+    """Say what trains (stderr), and keep a subset's ids beside the checkpoint for audit."""
+    import json
+    import sys
+
+    from mmbench.harness.runfiles import atomic_write_text
+
+    subset = f", subset {config.subset} seed {config.subset_seed}" if config.subset else ""
+    print(f"data: {data} ({len(examples)} examples{subset})", file=sys.stderr)
+    if config.subset:
+        out = Path(config.out)
+        atomic_write_text(out.with_name(out.name + ".subset-ids.json"), json.dumps(
+            {"source": str(data), "subset": config.subset, "subset_seed": config.subset_seed,
+             "ids": [e.id for e in examples]}, indent=1))
+
+
+def checkpoint_status(out: Path, key: dict) -> tuple[str, str | None]:
+    """("reuse" | "resume" | "train", conflict): what `out` and its `.partial` hold against `key`."""
+    from mmbench.harness.provenance import describe, differences, read_json
+    from mmbench.trainers.loop import partial_dir
+
+    out = Path(out)
+    if out.exists():
+        if not (out / "config.json").exists():
+            raise MmbenchError(f"{out} exists and is not a checkpoint folder; choose another --out")
+        stored = read_json(out / "provenance.json")
+        if stored is None:
+            return "train", f"{out} holds a checkpoint of unknown provenance"
+        if stored.get("key") == key:
+            return "reuse", None
+        return "train", f"{out} was trained otherwise ({describe(differences(stored.get('key'), key))})"
+    partial = partial_dir(out)
+    if (partial / "step.json").exists():
+        stored = read_json(partial / "provenance.json")
+        if stored is None:
+            return "train", f"{partial} is a partial run of unknown provenance"
+        if stored.get("key") != key:
+            return "train", f"{partial} is a partial run trained otherwise " \
+                            f"({describe(differences(stored.get('key'), key))})"
+        return "resume", None
+    return "train", None
+
+
+def prepare_run(trainer, config: TrainConfig, check: bool = True) -> dict:
+    """Resolve the run; with `check`, reuse an identical checkpoint, resume an identical partial
+    run, and refuse (or, with `config.overwrite`, replace) one trained otherwise."""
+    import shutil
+
+    from filelock import FileLock
+
+    from mmbench.harness.model import load_model
+    from mmbench.harness.provenance import Conflict, mmbench_version
+    from mmbench.trainers.bdhs import load_embedder, precompute_offline
+    from mmbench.trainers.loop import partial_dir
+    from mmbench.trainers.refcache import RefLogpCache
+
+    resolved = training_provenance(trainer, config)
+    key, examples, data = resolved["key"], resolved["examples"], resolved["data"]
+    if check:
+        status, conflict = checkpoint_status(Path(config.out), key)
+        if conflict and not config.overwrite:
+            raise Conflict(f"{conflict}; use --overwrite or another --out")
+        if conflict:  # the old checkpoint stays until the new one replaces it atomically
+            shutil.rmtree(partial_dir(Path(config.out)), ignore_errors=True)
+        if status == "reuse":
+            return {"reuse": Path(config.out)}
+    _announce_data(config, data, examples)
     adapter = load_model(config.base)
-    base_path = Path(config.base)
-    fingerprint = model_fingerprint(base_path) if base_path.is_dir() else f"hub:{config.base}"
+    fingerprint = resolved["base_fingerprint"]
     cache = default_cache_dir(config)
     cache.mkdir(parents=True, exist_ok=True)
     annotator = make_annotator(config, data) if trainer.needs_annotator(config) else None
-    import hashlib
-
-    data_key = hashlib.sha256("\n".join(f"{e.id}\t{e.chosen}" for e in examples).encode()).hexdigest()[:12]
+    used = [e for e in examples if e.id in resolved["used"]]
 
     def prepare(ctx) -> None:
         ctx.ref_cache = RefLogpCache(cache / "reference-logps.sqlite")
@@ -90,18 +166,21 @@ def prepare_run(trainer, config: TrainConfig) -> dict:
         if config.online_bdhs:
             ctx.embed = load_embedder(config.bdhs.embedder)
             return
-        # Offline BDHS from the base, shared by every γ; the lock makes concurrent workers wait.
-        path = cache / f"bdhs-{fingerprint[:16]}-{config.bdhs.key()}-{data_key}.jsonl"
+        # Offline BDHS from the base, shared by every γ and every run on the same base: rows are
+        # keyed by their content, and only the rows this run's steps use are generated.
+        path = cache / f"bdhs-{fingerprint[:16]}-{config.bdhs.key()}.jsonl"
         from rich.progress import Progress
 
         with FileLock(str(path) + ".lock"), Progress(transient=True) as bar:
-            task = bar.add_task("BDHS negatives (offline, from the base)", total=len(examples))
+            task = bar.add_task("BDHS negatives (offline, from the base)", total=len(used))
             # The embedder (seconds to load) is loaded only if some negative is still missing.
-            ctx.offline_bdhs = precompute_offline(ctx.adapter, examples, config.bdhs, path,
+            ctx.offline_bdhs = precompute_offline(ctx.adapter, used, config.bdhs, path,
                                                   progress=lambda n: bar.update(task, advance=n))
 
+    provenance = {"key": key, "mmbench_version": mmbench_version()}
     return {"loop": dict(config=config, adapter=adapter, step_fn=trainer.step, examples=examples,
-                         reference_fingerprint=fingerprint, prepare=prepare)}
+                         reference_fingerprint=fingerprint, prepare=prepare, provenance=provenance),
+            "used": used}
 
 
 def precompute_shared(config: TrainConfig, bdhs: bool) -> None:
@@ -114,8 +193,9 @@ def precompute_shared(config: TrainConfig, bdhs: bool) -> None:
     from mmbench.trainers.steps import reference_logps
 
     trainer = get_trainer(config.trainer)
-    loop = prepare_run(trainer, config)["loop"]
-    adapter, examples = loop["adapter"], loop["examples"]
+    run = prepare_run(trainer, config, check=False)
+    loop, examples = run["loop"], run["used"]
+    adapter = loop["adapter"]
     adapter.model.eval()
     context = TrainContext(config, None, adapter, adapter.model, lambda: nullcontext(adapter.model),
                            loop["reference_fingerprint"], examples)

@@ -19,6 +19,7 @@ from mmbench.trainers.data import PreferenceExample
 from mmbench.trainers.logps import completion_logps
 from mmbench.trainers.loop import TrainContext
 from mmbench.trainers.losses import DPOTerms, dpo_sigmoid, gamma_mixed_loss, term_metrics
+from mmbench.trainers.refcache import example_key
 
 
 def reference_logps(ctx: TrainContext, examples: Sequence[PreferenceExample], columns: dict[str, list],
@@ -27,7 +28,8 @@ def reference_logps(ctx: TrainContext, examples: Sequence[PreferenceExample], co
     out: dict[str, list[float | None]] = {}
     for name, ids in columns.items():
         if name in cached and ctx.ref_cache is not None:
-            out[name] = ctx.ref_cache.get_many(ctx.reference_fingerprint, [(e.id, c) for e, c in zip(examples, ids)])
+            out[name] = ctx.ref_cache.get_many(ctx.reference_fingerprint,
+                                               [(example_key(e), c) for e, c in zip(examples, ids)])
         else:
             out[name] = [None] * len(examples)
     missing = {name: [i for i, v in enumerate(values) if v is None] for name, values in out.items()}
@@ -40,7 +42,7 @@ def reference_logps(ctx: TrainContext, examples: Sequence[PreferenceExample], co
         for (name, i), value in zip(rows, computed):
             out[name][i] = value
         if ctx.ref_cache is not None:
-            ctx.ref_cache.put_many(ctx.reference_fingerprint, [(examples[i].id, columns[name][i], v)
+            ctx.ref_cache.put_many(ctx.reference_fingerprint, [(example_key(examples[i]), columns[name][i], v)
                                                                for (name, i), v in zip(rows, computed) if name in cached])
     device = ctx.adapter.device
     return {name: torch.tensor(values, device=device) for name, values in out.items()}
@@ -57,7 +59,7 @@ def _bdhs_column(ctx: TrainContext, examples: Sequence[PreferenceExample], step:
 
     ctx.policy.eval()
     negatives = sample_negatives(ctx.adapter, examples, ctx.config.bdhs, ctx.embed,
-                                 seed_offset=step * 100_003 + ctx.accelerator.process_index)
+                                 seed_offset=step * 100_003)
     ctx.policy.train()
     return [n.ids for n in negatives]
 
