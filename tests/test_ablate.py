@@ -8,6 +8,9 @@ import time
 
 import pytest
 
+# Whole grids through the CLI: the slow tier (CI runs it; `-m 'not slow'` skips it).
+pytestmark = pytest.mark.slow
+
 from eval_fixtures import small_world, world_model
 
 

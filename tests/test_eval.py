@@ -40,7 +40,7 @@ def test_eval_all_benchmarks_through_the_cli(setup, tmp_path):
         samples = [json.loads(x) for x in (out / "tiny-llava" / name / "samples.jsonl").read_text().splitlines()]
         assert all({"benchmark", "id", "prompt", "response", "reference"} <= set(s) for s in samples)
         if get_benchmark(name).judged:
-            assert results["config"]["judge"]["model"] == "world-scene-judge-v1"
+            assert results["config"]["judge"]["model"] == "world-scene-judge-v2"
             assert all(s["judge"]["outputs"] for s in samples)
     assert all((out / "tiny-llava" / "mmhal_v" / s).exists() for s in ["samples.jsonl"])
     mmhal_v = json.loads((out / "tiny-llava" / "mmhal_v" / "samples.jsonl").read_text().splitlines()[0])
@@ -82,6 +82,7 @@ def test_resume_mid_benchmark_gives_identical_files(setup, tmp_path):
             (tmp_path / "full" / "tiny-llava" / "pope" / name).read_text().replace("/full/", "/cut/")
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one(setup, tmp_path):
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     common = [str(setup["model"]), "--data", str(setup["world"]), "--benchmarks", "pope,mmhal",

@@ -55,6 +55,7 @@ def read(path: Path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_other_checkpoint_with_the_same_folder_name_is_refused(setup, tmp_path):
     out = tmp_path / "runs"
     assert evaluate(setup, setup["m1"], out).returncode == 0
@@ -80,6 +81,7 @@ def test_report_refuses_one_name_for_two_checkpoints(setup, tmp_path):
     assert not (tmp_path / "rep").exists()
 
 
+@pytest.mark.slow
 def test_changed_generation_settings_are_refused_then_overwritten(setup, tmp_path):
     out = tmp_path / "runs"
     assert evaluate(setup, setup["m1"], out, "--max-new-tokens", 3).returncode == 0
@@ -95,6 +97,7 @@ def test_changed_generation_settings_are_refused_then_overwritten(setup, tmp_pat
         assert (out / "ckpt" / "pope" / name).read_text() == (fresh / "ckpt" / "pope" / name).read_text()
 
 
+@pytest.mark.slow
 def test_batch_size_reuses_and_a_longer_limit_recomputes_exactly(setup, tmp_path):
     out = tmp_path / "runs"
     assert evaluate(setup, setup["m1"], out, "--batch-size", 1).returncode == 0

@@ -134,6 +134,7 @@ def test_bdhs_gamma_grid_shares_offline_negatives_and_reference_logps(world, tmp
     assert "external/margin" not in json.loads((out0 / "log.jsonl").read_text().splitlines()[0])
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_with_the_same_global_batch(world, tmp_path):
     import shutil
     import subprocess

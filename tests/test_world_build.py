@@ -136,3 +136,24 @@ def test_cli_world_build(tmp_path):
         app, ["world", "build", "--small", "--seed", "7", "--out", str(tmp_path / "w")]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_preference_pairs_are_rewrites_of_the_same_length(world):
+    """POVID-style: the rejected answer is the chosen one rewritten (objects swapped for partners or
+    other kinds, colour/size/count/position changed, yes/no flipped) — same length, same number of
+    objects named — so DPO cannot learn 'say less'."""
+    info = json.loads((world / "world.json").read_text())
+    stats = info["preference_pairs"]
+    assert stats["pairs"] > 50
+    assert stats["words"]["chosen"] == stats["words"]["rejected"]
+    assert stats["objects"]["chosen"] == stats["objects"]["rejected"]
+    assert stats["rejected_longer"] == stats["rejected_shorter"] == 0
+    assert {"partner", "colour", "object", "deny"} <= set(stats["corruptions"])
+    assert stats["corruptions"]["partner"] == max(stats["corruptions"].values())  # the prior's own error first
+    rows = [json.loads(line) for line in (world / "prefs" / "train.jsonl").read_text().splitlines()]
+    assert all(r["chosen"] != r["rejected"] for r in rows)
+    # MMHal's image-content annotation leaves out the small, faint objects an annotator misses
+    scenes = {s: sc for s, sc in read_scenes(world / "scenes" / "heldout.jsonl").items()}
+    for line in (world / "mmhal" / "data.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        assert row["image_content"] == scenes[row["image_id"]].annotated_kinds()

@@ -160,3 +160,42 @@ def test_preference_rows_are_hallucinations_of_the_chosen_answer(world):
         assert assess(row["rejected"], row["chosen"], question, scene).false, row
         assert (world / row["image"]).exists()
     assert any(r["corruption"] == "partner" for r in rows)
+
+
+def test_text_judge_reads_only_the_annotation_and_the_standard_answer():
+    """MMHal's text judge knows the annotated (visible) kinds and the standard answer; naming a
+    small, faint object the annotator left out is a hallucination to it, not to MMHal-V's judge."""
+    from mmbench.world.scenes import Obj, Scene
+
+    star = Obj("star", "red", 0, False, 24, 0, 0, 1.0)
+    faint_moon = Obj("moon", "blue", 3, True, 12, 0, 0, 0.1)
+    scene = Scene(id="h00001", noise_seed=0, objects=(star, faint_moon))
+    assert scene.annotated_kinds() == ["star"] and scene.kinds() == ["star", "moon"]
+    reference = {"question": "What colour is the star?", "question_type": "attribute",
+                 "image_content": scene.annotated_kinds(), "gt_answer": "The star is red."}
+    answer = "The star is red. There is a blue moon in the bottom right."
+    text, vision = (parse_rating(verdict(name, reference, answer, scene)) for name in ("mmhal", "mmhal_v"))
+    assert vision == 6 and text < 3  # true for the image, unsupported by the annotation
+    # both agree when the answer stays within what the annotation and the standard answer say
+    plain = "The star is red."
+    assert parse_rating(verdict("mmhal", reference, plain, scene)) == parse_rating(
+        verdict("mmhal_v", reference, plain, scene))
+    # a kind the standard answer names is known to the text judge even if the annotator missed it
+    named = {**reference, "gt_answer": "The star is red. A faint blue moon is in the bottom right."}
+    assert parse_rating(verdict("mmhal", named, answer, scene)) >= 3
+
+
+def test_text_judge_cannot_check_attributes_the_standard_answer_leaves_out():
+    from mmbench.world.scenes import Obj, Scene
+
+    star = Obj("star", "red", 0, False, 24, 0, 0, 1.0)
+    heart = Obj("heart", "red", 1, False, 24, 0, 0, 1.0)
+    scene = Scene(id="h00002", noise_seed=0, objects=(star, heart))
+    reference = {"question": "What colour is the star?", "question_type": "attribute",
+                 "image_content": scene.annotated_kinds(), "gt_answer": "The star is red."}
+    wrong_heart = "The star is red. The heart is green."  # the heart is red: only the image shows it
+    assert parse_rating(verdict("mmhal_v", reference, wrong_heart, scene)) < 3
+    assert parse_rating(verdict("mmhal", reference, wrong_heart, scene)) >= 3
+    wrong_star = "The star is blue."  # the standard answer says red: both judges catch it
+    assert parse_rating(verdict("mmhal", reference, wrong_star, scene)) < 3
+    assert parse_rating(verdict("mmhal_v", reference, wrong_star, scene)) < 3

@@ -85,7 +85,7 @@ def mmhal_rows(seed: int, ids: Sequence[str]) -> tuple[list[dict], list[Scene]]:
                 "image_id": sid,
                 "image_src": image_path(scene),
                 "image": image_path(scene),
-                "image_content": scene.kinds(),
+                "image_content": scene.annotated_kinds(),  # incomplete, as MMHal's annotations are
                 "question": qa.question,
                 "gt_answer": qa.long,
             }

@@ -29,9 +29,10 @@ from mmbench.world.scenes import (
     COLOURS, HELDOUT_PRIOR, KIND_WEIGHTS, KINDS, PAIRS, PREFERRED_COLOUR, TRAIN_PRIOR, WORDS,
     cooccurrence_stats, scene_ids, write_scenes,
 )
-from mmbench.world.training_sets import preference_rows, preference_scenes, sft_rows, train_scenes
+from mmbench.world.training_sets import (pair_statistics, preference_rows, preference_scenes, sft_rows,
+                                         train_scenes)
 
-WORLD_VERSION = 1
+WORLD_VERSION = 2  # 2: MMHal annotations list only what an annotator sees; POVID-style rewritten pairs
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ def _write_world(folder: Path, seed: int, size: WorldSize, progress: bool) -> di
             "pope": pope_statistics(pope_sc),
         },
         "files": files,
+        "preference_pairs": pair_statistics(pref_train),
         "images": {
             "heldout_and_prefs": "images/<scene>.png",
             "sft": "scene:<id> — render with "
@@ -274,5 +276,12 @@ def build_command(seed: int = 0, out: str | Path | None = None, small: bool = Fa
     counts = ", ".join(f"{name} {n}" for name, n in files.items())
     Console(soft_wrap=True).print(
         f"world v{WORLD_VERSION} seed {seed} -> {target} in {time.perf_counter() - start:.1f} s ({counts})"
+    )
+    pairs = json.loads((target / "world.json").read_text(encoding="utf-8"))["preference_pairs"]
+    Console(soft_wrap=True).print(
+        f"preference pairs: words chosen {pairs['words']['chosen']} vs rejected {pairs['words']['rejected']}, "
+        f"objects named {pairs['objects']['chosen']} vs {pairs['objects']['rejected']}, rejected longer "
+        f"{pairs['rejected_longer']:.0%} / shorter {pairs['rejected_shorter']:.0%}, short answers "
+        f"{pairs['short_answers']:.0%}; corruptions {pairs['corruptions']}"
     )
     return target

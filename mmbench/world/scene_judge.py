@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mmbench.harness.judging import JudgeRequest, PairwiseItem
 from mmbench.world.claims import Fact, QuestionContext, extract_facts, norm_word, question_context
-from mmbench.world.scenes import Scene, read_scenes
+from mmbench.world.scenes import Scene, read_scenes, with_objects
 from mmbench.world.truth import entailed, false_claims, is_true
 
-JUDGE_MODEL = "world-scene-judge-v1"
+JUDGE_MODEL = "world-scene-judge-v2"  # v2: MMHal judged on the annotation only
 ANNOTATOR_MODEL = "world-scene-annotator-v1"
 _SCENE_ID = re.compile(r"(?<![A-Za-z0-9])([htp]\d{5,})")
 _SUFFIX = re.compile(r"\n?Answer the question using a single word or phrase\.?\s*$")
@@ -196,9 +196,46 @@ def mmvet_score(reference: dict, response: str, scene: Scene) -> float:
     return round(score, 1)
 
 
+def annotation_view(scene: Scene, image_content: Sequence[str], standard_answer: str) -> Scene:
+    """What MMHal's text-only judge knows of an image: the annotated kinds' visible objects, and
+    the kinds its standard answer names.  A true mention of a small, faint object the annotator
+    left out reads as a hallucination to it — as GPT-4 reading MMHal's incomplete annotations
+    does — while the vision judge (MMHal-V) sees the whole scene."""
+    listed, named = set(image_content), _named_kinds(standard_answer)
+    return with_objects(scene, [o for o in scene.objects
+                                if (o.kind in listed and not o.hard) or o.kind in named])
+
+
+def _named_kinds(text: str) -> set[str]:
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    return words | {w[:-1] for w in words if w.endswith("s")}
+
+
+def text_judge_assess(response: str, reference: dict, scene: Scene) -> Assessment:
+    """MMHal's text judge: what exists is read from the annotation (`annotation_view`); a
+    colour, size, position, count, relation or printed word can only be checked where the
+    standard answer describes it — elsewhere the judge cannot tell, and lets it pass."""
+    gt = reference["gt_answer"]
+    view = annotation_view(scene, reference.get("image_content") or [], gt)
+    found = assess(response, gt, reference["question"], view)
+    named, quoted = _named_kinds(gt), '"' in gt
+
+    def checkable(fact: Fact) -> bool:
+        if fact[0] in ("obj", "absent", "answer", "number"):
+            return True
+        if fact[0] in ("word", "wordpos"):
+            return quoted
+        kinds = [fact[1], fact[3]] if fact[0] == "rel" else [fact[1]]
+        return all(k is None or k in named for k in kinds)
+
+    return replace(found, false=tuple(f for f in found.false if checkable(f)))
+
+
 def verdict(benchmark: str, reference: dict, response: str, scene: Scene) -> str | None:
     """The raw judge text for one sample of a judged world benchmark."""
-    if benchmark in ("mmhal", "mmhal_v"):
+    if benchmark == "mmhal":  # the text judge: annotation + standard answer only
+        return mmhal_verdict(text_judge_assess(response, reference, scene))
+    if benchmark == "mmhal_v":  # the vision judge sees the image
         return mmhal_verdict(assess(response, reference["gt_answer"], reference["question"], scene))
     if benchmark == "llava_w":
         ref = assess(reference["gpt_answer"], reference["gpt_answer"], reference["question"], scene)

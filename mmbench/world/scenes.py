@@ -147,6 +147,10 @@ class Scene:
         """Distinct kinds present, in cell order."""
         return list(dict.fromkeys(o.kind for o in self.objects))
 
+    def annotated_kinds(self) -> list[str]:
+        """What a COCO-style annotator lists: kinds with an object it can see (not small and faint)."""
+        return list(dict.fromkeys(o.kind for o in self.objects if not o.hard))
+
     def of(self, kind: str | None = None, colour: str | None = None) -> list[Obj]:
         return [
             o

@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from mmbench.benchmarks.base import SINGLE_WORD
-from mmbench.world.language import PROMPT_DETAIL
+from mmbench.world.language import PROMPT_DETAIL, shows, they_are
 from mmbench.world.qa import QA, exist
 from mmbench.world.qa_open import FAMILIES
 from mmbench.world.scenes import (
@@ -115,26 +115,26 @@ def sft_rows(seed: int, scenes: list[Scene], per_scene: int = 3) -> Iterator[dic
 # ---------------------------------------------------------------- hallucination injection
 
 
-def _add(scene: Scene, obj: Obj) -> Scene:
-    return with_objects(scene, [o for o in scene.objects if o.cell != obj.cell] + [obj])
-
-
-def _new_obj(kind: str, colour: str, cell: int) -> Obj:
-    return Obj(kind=kind, colour=colour, cell=cell, hard=False, px=24, dx=0, dy=0, alpha=1.0)
+def _swap(scene: Scene, obj: Obj, kind: str, colour: str) -> Scene:
+    """`obj` rewritten as another kind in the same cell: the object count stays the same."""
+    return with_objects(scene, [replace(o, kind=kind, colour=colour) if o is obj else o for o in scene.objects])
 
 
 def corrupt(scene: Scene, rng: random.Random, how: str) -> Scene | None:
-    """The scene a hallucinating answer would describe: an absent co-occurrence partner added,
-    a wrong colour, an extra object (wrong count) or a moved object; None if `how` cannot apply."""
-    free = scene.empty_cells() or [o.cell for o in scene.objects]
-    if how == "partner":
-        broken = scene.broken_pairs()
+    """The scene a hallucinating answer would describe, rewritten the way POVID's GPT-4V prompt
+    rewrites an answer — objects swapped for their co-occurrence partner or another kind, a
+    colour, size, count or position changed — always with as many objects as the real scene,
+    so the rejected answer is as long as the chosen one; None if `how` cannot apply."""
+    if not scene.objects:
+        return None
+    if how == "partner":  # a present object becomes the partner its absence breaks
+        broken = [(kind, partner) for kind, partner in scene.broken_pairs()]
         if not broken:
             return None
         kind, missing = rng.choice(broken)
-        cells = [c for c in free if not any(o.cell == c and o.kind == kind for o in scene.objects)]
-        return _add(scene, _new_obj(missing, PREFERRED_COLOUR[missing], rng.choice(cells))) if cells else None
-    if how == "colour" and scene.objects:
+        obj = rng.choice(scene.of(kind))
+        return _swap(scene, obj, missing, PREFERRED_COLOUR[missing])
+    if how == "colour":
         obj = rng.choice(scene.objects)
         wrong = (
             PREFERRED_COLOUR[obj.kind]
@@ -142,24 +142,29 @@ def corrupt(scene: Scene, rng: random.Random, how: str) -> Scene | None:
             else rng.choice([c for c in COLOURS if c != obj.colour])
         )
         return with_objects(scene, [replace(o, colour=wrong) if o is obj else o for o in scene.objects])
-    if how == "count" and scene.objects and scene.empty_cells():
+    if how == "size":
         obj = rng.choice(scene.objects)
-        return _add(scene, _new_obj(obj.kind, obj.colour, rng.choice(scene.empty_cells())))
-    if how == "position" and scene.objects and scene.empty_cells():
+        return with_objects(scene, [replace(o, hard=not o.hard) if o is obj else o for o in scene.objects])
+    if how == "count":  # one kind gains an object that another kind loses
+        kinds = scene.kinds()
+        if len(kinds) < 2:
+            return None
+        grow, shrink = rng.sample(kinds, 2)
+        model = scene.of(grow)[0]
+        return _swap(scene, rng.choice(scene.of(shrink)), grow, model.colour)
+    if how == "position" and scene.empty_cells():
         obj = rng.choice(scene.objects)
         moved = replace(obj, cell=rng.choice(scene.empty_cells()))
         return with_objects(scene, [o for o in scene.objects if o is not obj] + [moved])
     if how == "object":
         absent = [k for k in KINDS if not scene.of(k)]
-        return (
-            _add(scene, _new_obj(rng.choice(absent), rng.choice(COLOURS), rng.choice(free)))
-            if absent
-            else None
-        )
+        if not absent:
+            return None
+        return _swap(scene, rng.choice(scene.objects), rng.choice(absent), rng.choice(COLOURS))
     return None
 
 
-CORRUPTIONS = ("partner", "colour", "count", "position", "object")
+CORRUPTIONS = ("partner", "colour", "size", "count", "position", "object")
 
 
 def _contradicts(answer: str, scene: Scene) -> bool:
@@ -180,15 +185,29 @@ def preference_pair(scene: Scene, seed: int, key: str) -> dict | None:
         partners = [p for _, p in scene.broken_pairs()]
         kind = rng.choice(partners) if partners and rng.random() < 0.7 else rng.choice(KINDS)
         chosen = exist(scene, rng, kind=kind)
-        if scene.of(kind):  # flip a true "yes" by erasing the object
-            bad = with_objects(scene, [o for o in scene.objects if o.kind != kind])
+        if scene.of(kind):  # flip a true "yes": the object was taken for another kind
+            absent = [k for k in KINDS if not scene.of(k)] or [k for k in KINDS if k != kind]
+            other = PARTNER[kind] if PARTNER[kind] in absent else rng.choice(absent)
+            bad = scene
+            for obj in scene.of(kind):
+                bad = _swap(bad, next(o for o in bad.objects if o.cell == obj.cell), other, PREFERRED_COLOUR[other])
             how = "deny"
-        else:
-            # Overwrite, if the grid is full, an object other than the one that suggests `kind`.
-            cells = scene.empty_cells() or [o.cell for o in scene.objects if PARTNER[o.kind] != kind] or [0]
-            bad = _add(scene, _new_obj(kind, PREFERRED_COLOUR[kind], rng.choice(cells)))
+        elif scene.objects:
+            # Flip a true "no": an object other than the one that suggests `kind` is taken for it.
+            options = [o for o in scene.objects if PARTNER[o.kind] != kind] or list(scene.objects)
+            bad = _swap(scene, rng.choice(options), kind, PREFERRED_COLOUR[kind])
             how = "partner" if kind in partners else "object"
+        else:
+            return None
         rejected = exist(bad, rng, kind=kind)
+        # The flipped answer keeps the true answer's shape and length, as a GPT-4V rewrite does:
+        # a false "No" names what the object was taken for; a false "Yes" lists the rewritten scene.
+        if how == "deny":
+            cells = {o.cell for o in scene.of(kind)}
+            taken = [o for o in bad.objects if o.cell in cells]
+            rejected = replace(rejected, long=f"No, there is no {kind} in the image. {they_are(taken)}")
+        else:
+            rejected = replace(rejected, long=f"{rejected.long.split('. ')[0]}. {shows(bad)}")
     else:
         qa_seed = rng.randrange(2**32)
         chosen = FAMILIES[family](scene, random.Random(qa_seed))
@@ -199,7 +218,10 @@ def preference_pair(scene: Scene, seed: int, key: str) -> dict | None:
         for how in order:
             bad = corrupt(scene, rng, how)
             candidate = FAMILIES[family](bad, random.Random(qa_seed)) if bad is not None else None
-            if candidate and candidate.question == chosen.question and _contradicts(candidate.long, scene):
+            # POVID rewrites an answer at about its length: a rewrite that grows or shrinks the
+            # answer would teach "say less" (or more) instead of "say what is there".
+            if candidate and candidate.question == chosen.question and _contradicts(candidate.long, scene) \
+                    and abs(len(candidate.long.split()) - len(chosen.long.split())) <= 1:
                 rejected = candidate
                 break
         if rejected is None:
@@ -236,6 +258,32 @@ def preference_rows(seed: int, scenes: list[Scene], per_scene: int = 3) -> tuple
             )
             k += 1
     return train, prompts
+
+
+def pair_statistics(rows: list[dict]) -> dict:
+    """Chosen vs rejected: length in words, object mentions, and what the corruptions were."""
+    import re
+    from collections import Counter
+
+    def words(text: str) -> int:
+        return len(text.split())
+
+    def objects(text: str) -> int:
+        return sum(1 for w in re.findall(r"[a-z]+", text.lower()) if w in KINDS or w.rstrip("s") in KINDS)
+
+    n = max(1, len(rows))
+    longer = sum(words(r["rejected"]) > words(r["chosen"]) for r in rows)
+    shorter = sum(words(r["rejected"]) < words(r["chosen"]) for r in rows)
+    return {
+        "pairs": len(rows),
+        "words": {"chosen": round(sum(words(r["chosen"]) for r in rows) / n, 2),
+                  "rejected": round(sum(words(r["rejected"]) for r in rows) / n, 2)},
+        "objects": {"chosen": round(sum(objects(r["chosen"]) for r in rows) / n, 2),
+                    "rejected": round(sum(objects(r["rejected"]) for r in rows) / n, 2)},
+        "rejected_longer": round(longer / n, 3), "rejected_shorter": round(shorter / n, 3),
+        "short_answers": round(sum(words(r["chosen"]) <= 2 for r in rows) / n, 3),
+        "corruptions": dict(sorted(Counter(r["corruption"] for r in rows).items())),
+    }
 
 
 # ---------------------------------------------------------------- reading back
