@@ -27,7 +27,11 @@ def make_data(root: Path, n: int) -> Path:
     rows = []
     for i in range(n):
         colour, wrong = names[i % 4], names[(i + 1) % 4]
-        Image.new("RGB", (64, 64), COLOURS[colour]).save(root / "images" / f"{i}.png")
+        image = Image.new("RGB", (64, 64), COLOURS[colour])
+        # One marker pixel per example: no two examples share image bytes, so no reference log-prob
+        # of one example is a cache hit for another (the uncached run stays uncached throughout).
+        image.putpixel((i % 64, (i // 64) % 64), (i % 251, 255 - i % 251, 128))
+        image.save(root / "images" / f"{i}.png")
         rows.append({"id": f"ex{i}", "image": f"images/{i}.png", "prompt": "what colour is the square ?",
                      "chosen": f"the square is {colour} . it is small and it sits in the middle .",
                      "rejected": f"the square is {wrong} . it is big and it sits on the left ."})
@@ -50,12 +54,13 @@ def run_mmbench(base: Path, prefs: Path, out: Path, trainer: str, steps: int, ba
         # What an ablation computes once before its first point: offline BDHS negatives (TRL is
         # handed its second pair ready-made) and, with --cached, every reference log-prob.
         precompute_shared(config, bdhs=trainer == "bdhs")
-        if not cached:
-            from mmbench.trainers.refcache import RefLogpCache
+    if not cached:  # nothing cached: not by the precompute, not by an earlier repetition
+        from mmbench.trainers.refcache import RefLogpCache
 
-            cache = RefLogpCache(out.parent / "cache" / "reference-logps.sqlite")
-            cache._db.execute("DELETE FROM ref")
-            cache._db.commit()
+        cache = RefLogpCache(out.parent / "cache" / "reference-logps.sqlite")
+        cache._db.execute("DELETE FROM ref")
+        cache._db.commit()
+        cache.close()
     start = time.perf_counter()
     plugin.train()
     return steps * batch / (time.perf_counter() - start)
@@ -96,7 +101,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--cached", action="store_true", help="mmbench reads reference log-probs from its cache")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="alternate mmbench and TRL this many times and report the median ratio (a shared, "
+                             "noisy machine slows both sides alike only when they interleave)")
+    parser.add_argument("--only", choices=("dpo", "bdhs"), default=None)
     args = parser.parse_args()
+    from statistics import median
+
     from mmbench.world.tinyllava import tiny_llava_for_tests
 
     root = Path(tempfile.mkdtemp(prefix="mmbench-bench-"))
@@ -104,13 +115,25 @@ def main() -> None:
     texts = [json.loads(line)[k] for line in prefs.read_text().splitlines() for k in ("prompt", "chosen", "rejected")]
     base = tiny_llava_for_tests(root / "models", texts + ["tiny"], vision_width=128, vision_layers=4,
                                 text_width=256, text_layers=4, heads=4)
-    ours = run_mmbench(base, prefs, root / "ours", "dpo", args.steps, args.batch, args.cached)
-    theirs = run_trl(base, prefs, root / "trl", args.steps, args.batch, expand_bdhs=False)
-    print(f"DPO   mmbench {ours:7.1f} pairs/s   TRL {theirs:7.1f} pairs/s   ratio {ours / theirs:.2f}x")
-    ours_b = run_mmbench(base, prefs, root / "ours_bdhs", "bdhs", args.steps, args.batch, args.cached, gamma=0.5)
-    theirs_b = run_trl(base, prefs, root / "trl_bdhs", args.steps, args.batch, expand_bdhs=True)
-    print(f"BDHS  mmbench {ours_b:7.1f} examples/s TRL {theirs_b:7.1f} examples/s (2 pairs each)   "
-          f"ratio {ours_b / theirs_b:.2f}x")
+    for kind in ("dpo", "bdhs"):
+        if args.only not in (None, kind):
+            continue
+        ratios = []
+        for r in range(args.repeat):
+            tag = f"{kind}{r}"
+            extra = {"gamma": 0.5} if kind == "bdhs" else {}
+            ours = run_mmbench(base, prefs, root / f"ours_{tag}", kind, args.steps, args.batch, args.cached, **extra)
+            theirs = run_trl(base, prefs, root / f"trl_{tag}", args.steps, args.batch, expand_bdhs=kind == "bdhs")
+            ratios.append(ours / theirs)
+            if kind == "dpo":
+                print(f"DPO   mmbench {ours:7.1f} pairs/s   TRL {theirs:7.1f} pairs/s   ratio {ours / theirs:.2f}x",
+                      flush=True)
+            else:
+                print(f"BDHS  mmbench {ours:7.1f} examples/s TRL {theirs:7.1f} examples/s (2 pairs each)   "
+                      f"ratio {ours / theirs:.2f}x", flush=True)
+        if args.repeat > 1:
+            print(f"{kind.upper():5} median ratio over {args.repeat} alternations: {median(ratios):.2f}x "
+                  f"(min {min(ratios):.2f}, max {max(ratios):.2f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ that a scheduler (Slurm array) can spread the grid; shared precompute is done on
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mmbench.errors import MmbenchError
@@ -66,10 +66,21 @@ class AblationConfig:
             raise MmbenchError(f"--point {self.point} is outside the grid (0..{len(self.values) - 1})")
         if self.max_steps < 1:
             raise MmbenchError("--max-steps must be at least 1")
-        from mmbench.trainers.config import TrainConfig
+        import math
 
-        TrainConfig.from_dict({k: v for k, v in self.train.items() if k != "bdhs"} | (
-            {"bdhs": self.train["bdhs"]} if "bdhs" in self.train else {}))
+        if any(not math.isfinite(v) for v in self.values):
+            raise MmbenchError(f"--values must be finite numbers, got {self.values}")
+        for option, value in (("--limit", self.limit), ("batch_size", self.batch_size),
+                              ("max_new_tokens", self.max_new_tokens), ("--subset", self.subset)):
+            if value is not None and value < 1:
+                raise MmbenchError(f"{option} must be at least 1, got {value}")
+        from mmbench.harness.runfiles import check_writable
+
+        check_writable(self.folder)
+        # Every point's training options, fully checked (types, ranges, the knob's value) now,
+        # not after the base evaluation and the shared precompute.
+        for value in self.values:
+            train_config(self, value, self.seeds[0])
         return self
 
     @property
@@ -78,36 +89,59 @@ class AblationConfig:
 
 
 def load_config_file(path: Path) -> dict:
-    """A TOML or YAML file whose keys are AblationConfig fields (`train` a table of TrainConfig)."""
+    """A TOML or YAML file whose keys are AblationConfig fields (`train` a table of TrainConfig),
+    checked against their types here, so that a wrong value fails before any work."""
+    from mmbench.errors import check_fields, read_text
+
+    path = Path(path)
     if not path.is_file():
         raise MmbenchError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml
 
-            data = yaml.safe_load(text) or {}
+            data = yaml.safe_load(text)
+            data = {} if data is None else data
         else:
             import tomllib
 
             data = tomllib.loads(text)
     except Exception as exc:  # both parsers have their own error classes
         raise MmbenchError(f"{path}: cannot parse ({str(exc).splitlines()[0]})") from None
-    known = {f.name for f in fields(AblationConfig)}
-    unknown = set(data) - known
-    if unknown:
-        raise MmbenchError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    if not isinstance(data, dict):
+        raise MmbenchError(f"{path}: expected a table of options at the top level, got {type(data).__name__}")
+    check_fields(AblationConfig, data, str(path))
+    if "knob" in data and data["knob"] not in KNOBS:
+        raise MmbenchError(f"{path}: knob must be gamma or p, got {data['knob']!r}")
+    if "train" in data:  # (imports torch: only when the file has a [train] table)
+        from mmbench.trainers.config import TrainConfig
+
+        check_fields(TrainConfig, data["train"], str(path), "train.")
     return data
 
 
 def resolve_config(knob: str, file: Path | None, overrides: dict) -> AblationConfig:
     """Defaults, then the config file, then the options given on the command line."""
+    from mmbench.errors import check_fields
+
     data: dict = {"knob": knob}
     if file is not None:
         data.update(load_config_file(file))
         data["knob"] = knob
     data.update({k: v for k, v in overrides.items() if v is not None})
+    check_fields(AblationConfig, data, "ablate options")
     return AblationConfig(**data).validate()
+
+
+def public_config(config: AblationConfig) -> dict:
+    """The configuration as saved in ablation.json: credentials stripped from every URL."""
+    from mmbench.harness.judge_client import public_url
+
+    data = asdict(config)
+    if data["train"].get("annotator_base_url"):
+        data["train"] = {**data["train"], "annotator_base_url": public_url(data["train"]["annotator_base_url"])}
+    return data
 
 
 def point_name(knob: str, value: float, seed: int) -> str:
@@ -197,6 +231,22 @@ def print_plan(config: AblationConfig, benchmarks, plans: list[dict]) -> None:
     console.print(f"shared cache: {'BDHS negatives stored' if negatives else 'BDHS negatives to compute'}"
                   f"{'' if config.knob == 'gamma' else ' (not needed for p)'}; reference log-probs in "
                   f"{cache / 'reference-logps.sqlite'}; benchmarks: {', '.join(b.name for b in benchmarks)}")
+    console.print(reference_plan(config))
+
+
+def reference_plan(config: AblationConfig) -> str:
+    """One line: which points train without a reference model (all their reference log-probs come
+    from the shared precompute, so it is never built: no frozen copy, no adapters switched off)."""
+    online = [v for v in config.values if (config.knob == "p" and v < 1)
+              or (config.knob == "gamma" and v < 1 and config.train.get("online_bdhs"))]
+    if not online:
+        return ("reference model: not loaded at any point — every reference log-prob comes from the shared "
+                "precompute")
+    free = [v for v in config.values if v not in online]
+    why = "online pairs" if config.knob == "p" else "online BDHS negatives"
+    listed = ", ".join(f"{config.knob}={v:g}" for v in free) or "none"
+    return (f"reference model: live where {why} are sampled during training "
+            f"({', '.join(f'{config.knob}={v:g}' for v in online)}); not loaded at {listed}")
 
 
 def _eval(config: AblationConfig, benchmarks, model: str | None, name: str, meta: dict,
@@ -253,7 +303,7 @@ def run_ablation(config: AblationConfig, overwrite: bool = False, why: bool = Fa
     config.folder.mkdir(parents=True, exist_ok=True)
     if main:
         name = "ablation.json" if config.point is None else f"ablation.point{config.point}.json"
-        atomic_write_json(config.folder / name, asdict(config))
+        atomic_write_json(config.folder / name, public_config(config))
     precompute(config, benchmarks, overwrite)
     for value, seed in grid(config):
         name = point_name(config.knob, value, seed)

@@ -51,7 +51,7 @@ def list_benchmarks() -> None:
 @app.command()
 def inspect(
     benchmark: str = typer.Argument(..., help="benchmark id, e.g. pope"),
-    n: int = typer.Option(3, "-n", help="how many records to show"),
+    n: int = typer.Option(3, "-n", min=0, help="how many records to show"),
     data: str = typer.Option("world", "--data", help="world (built on demand), hub, a hub id, or a folder"),
 ) -> None:
     """Show records of a benchmark and the exact prompts the model gets."""
@@ -97,6 +97,8 @@ def score(
                                no_judge_cache, judge_prompt, judge_runs, judge_api_version)
         print_metrics(rejudge_file(get_benchmark(benchmark), samples, config, out=out))
         return
+    if out is not None and out.is_dir():
+        raise MmbenchError(f"--out {out} is a folder; give the results.json path to write")
     results = score_file(get_benchmark(benchmark), samples, strict=strict)
     if out is not None:
         atomic_write_json(out, results)
@@ -109,7 +111,7 @@ def eval_command(
     benchmarks: str = typer.Option("all", "--benchmarks", help="'all' or ids, e.g. pope,gqa"),
     data: Optional[str] = typer.Option(None, "--data", help="world | hub | a hub id | a folder "
                                        "(default: world for world models, else hub)"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="records per benchmark (per POPE split)"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="records per benchmark (per POPE split)"),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1,
                                                  help="cap on answer length for every benchmark"),
@@ -182,7 +184,7 @@ def ablate(
     eval_data: Optional[str] = typer.Option(None, "--eval-data", help="benchmark data (default as in eval)"),
     benchmarks: Optional[str] = typer.Option(None, "--benchmarks", help="'all' or ids"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="training steps per point"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="records per benchmark in every evaluation"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="records per benchmark in every evaluation"),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML or YAML file; options given here win"),
     out: Optional[str] = typer.Option(None, "--out", help="output folder (default: ablations/<knob>)"),
     point: Optional[int] = typer.Option(None, "--point", help="run only grid value K (0-based), for array jobs"),
@@ -255,6 +257,14 @@ def train(
     annotator: Optional[str] = typer.Option(None, "--annotator", help="mixed-dpo: 'scene' or a judge model id"),
     annotator_base_url: Optional[str] = typer.Option(None, "--annotator-base-url"),
     mixed_precision: str = typer.Option("no", "--mixed-precision", help="no | bf16 | fp16"),
+    gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing",
+                                                help="recompute activations in the backward pass (less memory)"),
+    attn_implementation: Optional[str] = typer.Option(None, "--attn-implementation",
+                                                      help="eager | sdpa | flash_attention_2 (when installed)"),
+    logp_chunk_size: int = typer.Option(0, "--logp-chunk-size", help="log-probs on completion tokens only, N "
+                                        "tokens at a time, never full-vocabulary logits for the batch (0: off)"),
+    live_reference: bool = typer.Option(False, "--live-reference",
+                                        help="build the reference model even when every reference log-prob is cached"),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw | sgd"),
     save_every: int = typer.Option(25, "--save-every", help="steps between resumable training states"),
     overwrite: bool = OVERWRITE,
@@ -275,6 +285,8 @@ def train(
                          seed=seed, limit=limit, lora=lora, online_bdhs=online_bdhs, annotator=annotator,
                          annotator_base_url=annotator_base_url, mixed_precision=mixed_precision,
                          optimizer=optimizer, save_every=save_every, overwrite=overwrite,
+                         gradient_checkpointing=gradient_checkpointing, attn_implementation=attn_implementation,
+                         logp_chunk_size=logp_chunk_size, live_reference=live_reference,
                          bdhs=BDHSConfig(rho_th=rho_th, epsilon_s=epsilon_s, embedder=embedder),
                          **_data_options(data_format, image_root, subset, subset_seed, skip_bad_rows, pairs))
     plugin = get_trainer(trainer)
@@ -295,9 +307,15 @@ def import_lmms_command(
     strict: bool = typer.Option(False, "--strict", help="POPE: lmms-eval's exact-match parse"),
 ) -> None:
     """Convert an lmms-eval output folder into mmbench run files (then `score` and `report` work)."""
+    from mmbench.harness.eval_api import check_run_name
     from mmbench.harness.lmms import import_lmms
+    from mmbench.harness.runfiles import check_writable
     from mmbench.reports.console import print_headlines
 
+    if not results_dir.is_dir():
+        raise MmbenchError(f"lmms-eval output folder not found: {results_dir}")
+    check_run_name(name or results_dir.resolve().name)
+    check_writable(out)
     results = import_lmms(results_dir, out, name=name, strict=strict)
     if results:
         print_headlines(results, out)
@@ -333,6 +351,11 @@ def report(
     from mmbench.reports.console import console
     from mmbench.reports.leaderboard import write_report
 
+    from mmbench.harness.runfiles import check_writable
+
+    if replicates < 0:
+        raise MmbenchError(f"--replicates must be 0 or more, got {replicates}")
+    check_writable(out or dirs[0])
     written = write_report(list(dirs), out or dirs[0], replicates=replicates)
     console.print(written["markdown"].read_text().split("\n## ")[0])
     for kind, path in written.items():
@@ -354,6 +377,10 @@ def world_build(
     """Generate the world: scenes and images, the eight benchmarks, the SFT and preference sets."""
     from mmbench.world.build import build_command
 
+    if out is not None:
+        from mmbench.harness.runfiles import check_writable
+
+        check_writable(out)
     build_command(seed=seed, out=out, small=small)
 
 
@@ -413,9 +440,15 @@ def data_convert(
     pairs: Optional[str] = PAIRS,
 ) -> None:
     """Write mmbench's JSONL ({id, image, prompt, chosen, rejected}) with images extracted to a folder."""
+    from mmbench.harness.runfiles import check_writable
     from mmbench.trainers.sources import report
     from mmbench.trainers.sources.tools import convert_source
 
+    if out.is_dir():
+        raise MmbenchError(f"{out} is a folder; give the .jsonl file to write")
+    check_writable(out.parent, "OUT")
+    if images is not None:
+        check_writable(images, "--images")
     path, count, result = convert_source(source, out, images=images, limit=limit, prompt_only=prompt_only,
                                          **_data_options(data_format, image_root, subset, subset_seed,
                                                          skip_bad_rows, pairs))
@@ -423,16 +456,94 @@ def data_convert(
     print(f"wrote {count} rows to {path}")
 
 
-def main() -> None:
-    """Entry point: a user-facing problem is one line on stderr and exit code 2, no traceback."""
+_DEBUG = False
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="show the full traceback of an unexpected error "
+                                     "(also MMBENCH_DEBUG=1)")) -> None:
+    """Measure how γ (BDHS) and p (Mixed-DPO) move eight multimodal benchmarks."""
+    global _DEBUG
+    _DEBUG = _DEBUG or debug
+
+
+def _expected(exc: BaseException) -> str | None:
+    """The one-line message of an expected failure that was not converted where it happened
+    (OSError from a write, a decode error, a corrupt safetensors file); None if unexpected."""
+    from mmbench.errors import os_error_message
+
+    if isinstance(exc, OSError):
+        return os_error_message(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8"
+    if type(exc).__name__ == "SafetensorError":
+        return f"corrupt .safetensors file ({str(exc).splitlines()[0] if str(exc) else 'unreadable'})"
+    return None
+
+
+def _click_exceptions() -> tuple[tuple, tuple, tuple]:
+    """(usage errors, no-args help, aborts) of click and of typer's own copy of click."""
+    import click
+
+    usage, no_args, aborts = [click.ClickException], [click.exceptions.NoArgsIsHelpError], [click.exceptions.Abort]
     try:
-        app()
+        from typer._click import exceptions as vendored
+
+        usage.append(vendored.ClickException)
+        no_args.append(vendored.NoArgsIsHelpError)
+    except ImportError:
+        pass
+    aborts.append(typer.Abort)
+    return tuple(usage), tuple(no_args), tuple(aborts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: a user-facing problem is one line on stderr and exit code 2, no traceback;
+    anything unexpected is one line and exit 1 (the traceback with --debug or MMBENCH_DEBUG=1)."""
+    import os
+
+    global _DEBUG
+    usage_errors, no_args, aborts = _click_exceptions()
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:  # a global option, accepted after the command name too
+        args = ["--debug", *(a for a in args if a != "--debug")]
+    _DEBUG = "--debug" in args or os.environ.get("MMBENCH_DEBUG", "").strip().lower() not in ("", "0", "false",
+                                                                                             "no")
+    try:
+        code = app(args=args, prog_name="mmbench", standalone_mode=False)
     except MmbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if _DEBUG:
+            import traceback
+
+            traceback.print_exc()
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except no_args as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except usage_errors as exc:  # usage errors: bad option values, missing arguments
+        print(f"error: {exc.format_message().splitlines()[0]}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except aborts:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the one boundary
+        if _DEBUG:
+            raise
+        message = _expected(exc)
+        if message is not None:
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(2)
+        text = (str(exc).strip().splitlines() or [""])[0]
+        print(f"error: {type(exc).__name__}{': ' + text if text else ''} (unexpected; rerun with --debug for the "
+              "traceback)", file=sys.stderr)
+        sys.exit(1)
+    if code == 130:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from mmbench.cli import app
 from mmbench.errors import MmbenchError
 from mmbench.harness.model import load_model
-from mmbench.world.build import SMALL, build_world
+from mmbench.world.build import SMALL, WORLD_VERSION, build_world
 from mmbench.world.paths import BASE_MODEL_DIR
 from mmbench.world.pretrain import pretrain
 from mmbench.world.recipe import STAGES, PatchAux, pretrain_base, stage_steps, world_texts
@@ -29,7 +29,7 @@ def test_recipe_runs_every_stage_and_writes_a_marked_half_precision_model(small_
                         progress=False, model=TINY)
     marker = json.loads((out / "world_model.json").read_text())
     assert marker["recipe"] == "world-tiny-llava" and marker["seed"] == 0 and marker["steps"] == 9
-    assert marker["world_version"] == 1 and [s["steps"] for s in marker["stages"]] == stage_steps(9)
+    assert marker["world_version"] == WORLD_VERSION and [s["steps"] for s in marker["stages"]] == stage_steps(9)
     log = [json.loads(line) for line in (out / "pretrain_log.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in log if r["step"] == 1] == [s.name for s in STAGES]
     # Auxiliary losses run where the stage asks for them, and never in the last stage.

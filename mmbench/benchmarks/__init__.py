@@ -48,11 +48,17 @@ def load_records(benchmark: Benchmark, source: str | Path | None, limit: int | N
         rows = join_images(rows, source, benchmark)
     records: list[Record] = []
     per_group: dict[str, int] = {}
-    for row in rows:
+    for number, row in enumerate(rows, start=1):
+        where = f"{benchmark.name}: data row {number}" + (f" ({row['_file']})" if isinstance(row, dict)
+                                                          and row.get("_file") else "")
         try:
             record = benchmark.record_from_row(row, folder)
         except KeyError as exc:
-            raise MmbenchError(f"{benchmark.name}: data row is missing the field {exc.args[0]!r}") from None
+            raise MmbenchError(f"{where} is missing the field {exc.args[0]!r}") from None
+        except MmbenchError as exc:
+            raise MmbenchError(f"{where}: {exc}") from None
+        except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong type
+            raise MmbenchError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
         group = str(record.reference.get("split", ""))
         if limit is not None and per_group.get(group, 0) >= limit:
             continue

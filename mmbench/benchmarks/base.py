@@ -47,6 +47,8 @@ class JudgeSpec:
     temperature: float = 0.0
     runs: int = 1
     max_tokens: int = 512
+    # the template slot that shows the judge the model's answer (a custom prompt must have it)
+    response_slot: str = "response"
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class Benchmark:
     image_join: tuple[str, str, str] | None = None
     # metrics where lower is better (CHAIR, hallucination rate); everything else is higher
     higher_is_better: dict[str, bool] = field(default_factory=dict)
+    # reference -> why it cannot be scored (unknown label or split), or None; checked by `score`
+    check_reference: Callable[[dict], str | None] | None = None
 
     @property
     def judged(self) -> bool:

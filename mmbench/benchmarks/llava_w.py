@@ -132,6 +132,7 @@ JUDGE = JudgeSpec(
     build_messages=build_judge_messages,
     parse=parse_score_pair,
     max_tokens=1024,
+    response_slot="answer_2",
 )
 
 BENCHMARK = Benchmark(

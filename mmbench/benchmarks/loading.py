@@ -11,14 +11,14 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from mmbench.errors import MmbenchError
+from mmbench.errors import MmbenchError, read_text
 
 IMAGE_DIR_NAMES = ("images", "image", "imgs", "val2014", "train_images", "test_images")
 
 
 def read_json_rows(path: Path) -> list[dict]:
     """A JSON list, `{"data": [...]}`, a dict of id -> row, or JSON Lines."""
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     if path.suffix == ".jsonl":
         return _tag_file(_read_jsonl(path, text), path)
     try:
@@ -26,13 +26,21 @@ def read_json_rows(path: Path) -> list[dict]:
     except json.JSONDecodeError:
         # Several official files (POPE's) are JSON Lines under a .json name.
         return _tag_file(_read_jsonl(path, text), path)
-    if isinstance(data, list):
-        return _tag_file(data, path)
     if isinstance(data, dict) and isinstance(data.get("data"), list):
-        return _tag_file(data["data"], path)
+        data = data["data"]
+    if isinstance(data, list):
+        _check_objects(data, path)
+        return _tag_file(data, path)
     if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
         return _tag_file([{"_key": key, **value} for key, value in data.items()], path)
     raise MmbenchError(f"{path}: expected a list of rows, {{'data': [...]}}, or an id -> row mapping")
+
+
+def _check_objects(rows: list, path: Path, lines: list[int] | None = None) -> None:
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            where = f"{path}:{lines[index]}" if lines else f"{path} row {index + 1}"
+            raise MmbenchError(f"{where}: expected a JSON object, got {type(row).__name__}")
 
 
 def _tag_file(rows: list[dict], path: Path) -> list[dict]:
@@ -48,6 +56,8 @@ def _read_jsonl(path: Path, text: str) -> list[dict]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as exc:
                 raise MmbenchError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(rows[-1], dict):
+                raise MmbenchError(f"{path}:{number}: expected a JSON object, got {type(rows[-1]).__name__}")
     return rows
 
 
@@ -73,7 +83,14 @@ def _load_hub(hub_id: str, config: str | None, splits: Iterable[str]) -> list[di
 
     rows: list[dict] = []
     for split in splits:
-        part = datasets.load_dataset(hub_id, config, split=split)
+        try:
+            part = datasets.load_dataset(hub_id, config, split=split)
+        except MmbenchError:
+            raise
+        except Exception as exc:  # offline, unknown repo, gated: errors from several libraries
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise MmbenchError(f"cannot load the hub dataset {hub_id} ({type(exc).__name__}: {reason}); offline, "
+                               "pass --data world (the embedded world) or --data FOLDER (local files)") from None
         rows.extend(_tag_split(part, split))
     return rows
 

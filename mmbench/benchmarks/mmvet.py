@@ -84,6 +84,7 @@ JUDGE = JudgeSpec(
     build_messages=build_judge_messages,
     parse=parse_unit_score,
     max_tokens=8,
+    response_slot="prediction",
 )
 
 BENCHMARK = Benchmark(

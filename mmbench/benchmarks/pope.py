@@ -13,6 +13,7 @@ from typing import Sequence
 from mmbench.benchmarks.base import SINGLE_WORD, Benchmark, GenerationSettings, Record, mean
 from mmbench.benchmarks.loading import first_field, row_image
 from mmbench.benchmarks.textnorm import parse_yes_no_official, parse_yes_no_strict
+from mmbench.errors import MmbenchError
 
 VERSION = 1
 SPLITS = ("random", "popular", "adversarial")
@@ -26,9 +27,19 @@ def _split_of(row: dict) -> str:
     return "random"
 
 
+LABELS = ("yes", "no")
+
+
 def record_from_row(row: dict, folder: Path | None) -> Record:
     question = first_field(row, "question", "text")
-    answer = str(first_field(row, "answer", "label")).strip().lower()
+    if not isinstance(question, str) or not question.strip():
+        raise MmbenchError("POPE record has no question ('question' or 'text')")
+    label = first_field(row, "answer", "label")
+    if label is None:
+        raise MmbenchError("POPE record has no answer ('answer' or 'label')")
+    answer = str(label).strip().lower()
+    if answer not in LABELS:
+        raise MmbenchError(f"POPE answer must be yes or no, got {label!r}")
     split = _split_of(row)
     qid = first_field(row, "question_id", "id")
     return Record(
@@ -37,6 +48,15 @@ def record_from_row(row: dict, folder: Path | None) -> Record:
         image=row_image(first_field(row, "image", "image_path"), folder),
         reference={"answer": answer, "split": split},
     )
+
+
+def check_reference(reference: dict) -> str | None:
+    """Why a stored reference cannot be scored (unknown split or label), or None."""
+    if reference.get("split") not in SPLITS:
+        return f"unknown POPE split {reference.get('split')!r} (known: {', '.join(SPLITS)})"
+    if reference.get("answer") not in LABELS:
+        return f"POPE label must be yes or no, got {reference.get('answer')!r}"
+    return None
 
 
 def score(reference: dict, response: str, judge_outputs=None, *, strict: bool = False) -> dict:
@@ -90,4 +110,5 @@ BENCHMARK = Benchmark(
     score=score,
     aggregate=aggregate,
     reference_keys=("answer", "split"),
+    check_reference=check_reference,
 )

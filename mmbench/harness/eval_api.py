@@ -47,7 +47,15 @@ def is_world_model(path: Path) -> bool:
         return True
     config = path / "train_config.json"
     if config.exists():
-        data = json.loads(config.read_text()).get("data")
+        from mmbench.errors import read_text
+
+        try:
+            stored = json.loads(read_text(config))
+        except json.JSONDecodeError as exc:
+            raise MmbenchError(f"{config}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(stored, dict):
+            raise MmbenchError(f"{config}: expected a JSON object")
+        data = stored.get("data")
         return data is None or (Path(data).exists() and any((p / "world.json").exists() for p in Path(data).parents))
     return (path / "world_model.json").exists()
 
@@ -84,6 +92,36 @@ def check_run_name(name: str) -> str:
     return name
 
 
+def check_request(request: EvalRequest) -> None:
+    """Option ranges and the output folder, before anything is loaded or written."""
+    from mmbench.harness.runfiles import check_writable
+
+    for option, value in (("--limit", request.limit), ("--max-new-tokens", request.max_new_tokens)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise MmbenchError(f"{option} must be a whole number of at least 1, got {value!r}")
+    if isinstance(request.batch_size, bool) or not isinstance(request.batch_size, int) or request.batch_size < 1:
+        raise MmbenchError(f"--batch-size must be a whole number of at least 1, got {request.batch_size!r}")
+    check_writable(Path(request.out))
+
+
+def check_local_model(spec: str, trust_remote_code: bool = False) -> None:
+    """A local checkpoint folder is read (config.json, architecture, weights present); a path
+    that exists nowhere and is no hub id is refused — all before a judge or the hub is asked."""
+    from mmbench.harness.model import _HUB_ID, _check_local_files
+
+    path = Path(spec).expanduser()
+    if path.is_dir():  # its architecture is checked (transformers imported) after the data and judge checks
+        _check_local_files(path, spec, require_weights=False)
+    elif not _HUB_ID.match(spec) or spec.startswith((".", "~", "/")) or spec.count("/") > 1:
+        raise MmbenchError(f"model folder not found: {spec}")
+    elif "/" in spec and path.parent.is_dir():  # `checkpoints/run1` beside a real `checkpoints/`
+        import difflib
+
+        close = difflib.get_close_matches(path.name, [p.name for p in path.parent.iterdir() if p.is_dir()], n=1)
+        hint = f" — did you mean {str(path.parent / close[0])!r}?" if close else ""
+        raise MmbenchError(f"model folder not found: {spec} ({path.parent} has no {path.name!r}){hint}")
+
+
 def default_run_name(spec: str) -> str:
     path = Path(spec).expanduser()
     return path.resolve().name if path.exists() else spec.replace("/", "__")
@@ -111,6 +149,10 @@ def make_judge_step(request: EvalRequest, data: str | None):
     config = request.judge or JudgeConfig()
     use_scene = world_root is not None and not request.judge_explicit
     template = None if use_scene else read_template(config)
+    if template is not None:  # before any generation: a prompt that hides the answer grades nothing
+        from mmbench.harness.judge_runner import check_template_slots
+
+        check_template_slots(template, [b for b in request.benchmarks if b.judged], str(config.prompt_file))
 
     def step(benchmark: Benchmark, samples: list[dict], samples_path: Path):
         if use_scene:
@@ -169,12 +211,20 @@ def run_eval(request: EvalRequest) -> dict[str, dict]:
     if not benchmarks:
         raise MmbenchError("no benchmark selected")
     name = check_run_name(request.name or ("base" if request.model is None else default_run_name(model_spec)))
+    check_request(request)
     if model_path is not None and model_path.exists() and not model_path.is_dir():
         raise MmbenchError(f"{model_spec} is a file; give the model folder")
+    check_local_model(model_spec, request.trust_remote_code)  # cheap local checks before any network
     data = resolve_data(request, model_path)
     judge_step, use_scene = make_judge_step(request, data)
     if not use_scene and not request.why:  # fail before any generation when a judged benchmark cannot be judged
         check_judge_ready(request.judge or JudgeConfig(), benchmarks)
+    if model_path is not None and model_path.is_dir():  # an image-text-to-text model, before any data loads
+        from mmbench.harness.model import _check_architecture, _check_local_files
+
+        _check_architecture(_check_local_files(model_path, model_spec, require_weights=False), model_spec,
+                            request.trust_remote_code)
+        _check_local_files(model_path, model_spec)
     # Provenance first (cheap: file hashes are cached), so a mismatch costs no model load.
     fingerprint = checkpoint_fingerprint(model_spec)
     device = _resolve_device(request.device)
@@ -195,6 +245,10 @@ def run_eval(request: EvalRequest) -> dict[str, dict]:
         if dist.main:
             shutil.rmtree(folder)
         old_meta = {}
+    if dist.main:  # a writer killed mid-write leaves `.<file>.*.tmp` behind; nothing writes yet
+        from mmbench.harness.runfiles import sweep_stale_tmp
+
+        sweep_stale_tmp(folder)
     dist.barrier()
     plans = plan_all(_Named(None, name), benchmarks, Path(request.out), settings, judge_step, dist)
     model = load_model(model_spec, dtype=request.dtype, device=request.device,

@@ -32,10 +32,35 @@ def read_template(config: JudgeConfig) -> str | None:
     """The --judge-prompt file's text, or None for the benchmark's own template."""
     if config.prompt_file is None:
         return None
+    from mmbench.errors import read_text
+
     path = Path(config.prompt_file)
     if not path.is_file():
         raise MmbenchError(f"judge prompt file not found: {path}")
-    return path.read_text(encoding="utf-8")
+    text = read_text(path)
+    if not text.strip():
+        raise MmbenchError(f"{path}: the judge prompt is empty")
+    return text
+
+
+def check_template_slots(template: str | None, benchmarks: Sequence[Benchmark], where: str = "--judge-prompt") -> None:
+    """Before any generation: a custom judge prompt must show the judge each judged benchmark's
+    model answer (its response slot), and use no slot the benchmark does not fill."""
+    if template is None:
+        return
+    used = set(re.findall(r"\{(\w+)\}", template))
+    for benchmark in benchmarks:
+        if benchmark.judge is None:
+            continue
+        known = set(re.findall(r"\{(\w+)\}", benchmark.judge.default_template))
+        slot = benchmark.judge.response_slot
+        if slot not in used:
+            raise MmbenchError(f"{where}: the judge prompt has no {{{slot}}} slot, so the {benchmark.name} judge "
+                               f"would never see the model's answer (slots: {', '.join(sorted(known))})")
+        unknown = sorted(used - known)
+        if unknown:
+            raise MmbenchError(f"{where}: the judge prompt uses slot(s) {', '.join('{' + u + '}' for u in unknown)} "
+                               f"that {benchmark.name} does not fill (slots: {', '.join(sorted(known))})")
 
 
 def prompt_version(spec: JudgeSpec, template: str | None) -> int | str:
@@ -214,8 +239,15 @@ def rejudge_file(benchmark: Benchmark, samples_path: Path, config: JudgeConfig,
         raise MmbenchError(f"{benchmark.name} has no judge; --rejudge applies to judged benchmarks only")
     samples_path = Path(samples_path)
     samples = read_samples(samples_path)
+    if not samples:
+        raise MmbenchError(f"{samples_path}: no samples to judge (the file is empty)")
     for sample in samples:  # the contract minus the judge outputs, which we are about to replace
         validate_sample(benchmark, {**sample, "judge": {"outputs": []}}, f"{samples_path}:{sample['_line']}")
+    check_template_slots(read_template(config), [benchmark], str(config.prompt_file))
+    if out is not None:
+        from mmbench.harness.runfiles import check_writable
+
+        check_writable(Path(out).parent)
     check_judge_ready(config)
     judged, summary = run_judge(benchmark, samples, config, image_root=samples_path.parent)
     per_sample, metrics = score_samples(benchmark, judged)
@@ -240,5 +272,5 @@ def _rebase_image(sample: dict, old_root: Path) -> dict:
     return sample
 
 
-__all__ = ["build_requests", "check_judge_ready", "image_payload", "judge_samples", "judge_summary",
+__all__ = ["build_requests", "check_judge_ready", "check_template_slots", "image_payload", "judge_samples", "judge_summary",
            "make_judge", "prompt_version", "read_template", "rejudge_file", "run_judge"]

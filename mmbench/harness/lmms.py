@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mmbench.benchmarks import Benchmark, Record, get_benchmark
+from mmbench.benchmarks import Benchmark, Record
 from mmbench.errors import MmbenchError
 from mmbench.harness.runfiles import atomic_write_json, atomic_write_text, read_samples, write_samples
 
@@ -188,10 +188,20 @@ def read_output(folder: Path) -> tuple[dict, dict[str, Path]]:
     folder = Path(folder)
     results: dict = {"results": {}, "n-samples": {}, "configs": {}, "config": {}}
     version = None
+    from mmbench.errors import read_text
+
     for path in sorted(folder.rglob("*_results.json"), key=lambda p: p.name):
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(read_text(path))
+        except json.JSONDecodeError as exc:
+            raise MmbenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(data, dict):
+            raise MmbenchError(f"{path}: expected a JSON object (lmms-eval's results), got {type(data).__name__}")
         for key in results:
-            results[key].update(data.get(key) or {})
+            part = data.get(key) or {}
+            if not isinstance(part, dict):
+                raise MmbenchError(f"{path}: {key!r} must be an object, got {type(part).__name__}")
+            results[key].update(part)
         version = data.get("lmms_eval_version", version)
     results["lmms_eval_version"] = version
     samples: dict[str, Path] = {}
@@ -296,6 +306,18 @@ def run_lmms_eval(request) -> dict[str, dict]:
         base_name = _resolve_source(request.model, request.trust_remote_code)[1]
     model_spec = str(model_path.resolve()) if model_path.exists() else model_spec
     name = request.name or f"{base_name}-lmms-eval"
+    # This engine never reuses answers (it reruns lmms-eval), but it must not write into a run
+    # folder that holds another checkpoint's answers (harness/provenance.py).
+    from mmbench.harness.eval_api import check_model_json, check_run_name
+    from mmbench.harness.provenance import Conflict, checkpoint_fingerprint
+
+    fingerprint = checkpoint_fingerprint(str(model_path) if model_path.exists() else model_spec)
+    try:
+        check_model_json(Path(request.out) / check_run_name(name), fingerprint)
+    except Conflict:
+        if not request.overwrite:
+            raise
+        shutil.rmtree(Path(request.out) / name)
     lmms = [b for b in benchmarks if b.name in LMMS_TASKS]
     fallback = [b for b in benchmarks if b.name not in LMMS_TASKS]
     out = Path(request.out)
@@ -345,7 +367,8 @@ def run_lmms_eval(request) -> dict[str, dict]:
             failed.append(f"(exit code {code})")
     engine = "lmms-eval" if not fallback else ("lmms-eval+mmbench" if lmms else "mmbench")
     atomic_write_json(out / name / "model.json",
-                      {"model": name, "checkpoint": model_spec or "base", "engine": engine, "knob": "",
+                      {"model": name, "checkpoint": model_spec or "base", "checkpoint_fingerprint": fingerprint,
+                       "engine": engine, "knob": "",
                        "lmms_eval_version": info.get("version"), **request.meta,
                        "engines": {b.name: ("lmms-eval" if b in lmms else "mmbench") for b in benchmarks}})
     if failed:
@@ -358,42 +381,7 @@ def _read_log(path: Path) -> list[dict]:
     return [{k: v for k, v in s.items() if k != "_line"} for s in read_samples(path)]
 
 def import_lmms(results_dir: Path, out: Path, name: str | None = None, strict: bool = False) -> dict[str, dict]:
-    """`mmbench import-lmms`: an lmms-eval output folder (results JSON + --log_samples logs) -> run files."""
-    results, logs = read_output(results_dir)
-    if not results["results"] and not logs:
-        raise MmbenchError(f"{results_dir}: no lmms-eval *_results.json or *_samples_*.jsonl found")
-    failed = sorted(t for t in logs if t not in results["results"] and task_benchmark(t))
-    by_bench: dict[str, list[tuple[str, str | None]]] = {}
-    for task in sorted(set(results["results"]) | set(logs)):
-        mapped = task_benchmark(task)
-        if mapped is None:
-            print(f"import-lmms: skipping task {task} (no mmbench benchmark)", file=sys.stderr)
-        elif task not in logs:
-            print(f"import-lmms: skipping task {task} (no samples log: rerun with --log_samples)", file=sys.stderr)
-        elif task not in failed:
-            by_bench.setdefault(mapped[0], []).append((task, mapped[1]))
-    name = name or Path(results_dir).resolve().name
-    out_results: dict[str, dict] = {}
-    for bench_name, tasks in by_bench.items():
-        bench = get_benchmark(bench_name)
-        samples = [s for task, split in tasks
-                   for s in convert_rows(bench, split, _read_log(logs[task]), None, str(logs[task]))]
-        config = {"engine": "lmms-eval", "source": str(Path(results_dir).resolve()),
-                  **({"parse": "strict" if strict else "official"} if bench.name == "pope" else {}),
-                  "lmms_eval": {"version": results.get("lmms_eval_version"), "tasks": [t for t, _ in tasks],
-                                "metrics": {t: own_metrics(results, t) for t, _ in tasks}}}
-        done = finish_benchmark(bench, samples, Path(out) / name / bench.name, config, strict)
-        if done is None:
-            print(f"import-lmms: {bench.name}: samples written without judge verdicts; score them with "
-                  f"`mmbench score {bench.name} {Path(out) / name / bench.name / 'samples.jsonl'} --rejudge`",
-                  file=sys.stderr)
-        else:
-            out_results[bench.name] = done
-    atomic_write_json(Path(out) / name / "model.json",
-                      {"model": name, "checkpoint": results["config"].get("model_args", ""), "engine": "lmms-eval",
-                       "knob": "", "lmms_eval_version": results.get("lmms_eval_version"), "imported_from":
-                       str(Path(results_dir).resolve())})
-    if failed:
-        raise MmbenchError(f"lmms-eval logged samples but no results for {', '.join(failed)}: those tasks "
-                           "failed (run files were written for the rest)")
-    return out_results
+    """`mmbench import-lmms` (harness/lmms_import.py)."""
+    from mmbench.harness.lmms_import import import_lmms as run
+
+    return run(results_dir, out, name=name, strict=strict)

@@ -55,6 +55,11 @@ def load_model(path_or_hub_id: str | Path, *, dtype: str = "auto", device: str =
             source, dtype=torch_dtype, use_safetensors=True, output_loading_info=True, **common)
     except (OSError, ValueError, KeyError, ImportError) as exc:
         raise MmbenchError(f"could not load {path_or_hub_id}: {_first_line(exc)}") from exc
+    except Exception as exc:  # safetensors' own error class: a truncated or garbage weights file
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise MmbenchError(f"could not load {path_or_hub_id}: a .safetensors file is corrupt or truncated "
+                           f"({_first_line(exc)})") from exc
     missing = sorted(info.get("missing_keys") or [])
     if missing:  # randomly initialised weights would be scored as if they were the model
         raise MmbenchError(f"{path_or_hub_id}: {len(missing)} weights missing from the checkpoint "
@@ -123,30 +128,53 @@ class HFVisionLanguageModel:
         (real prompt tokens per row).  Completions are token ids, never re-tokenised text, so
         policy and reference score exactly the same tokens.
         """
-        import torch
-
         if len(requests) != len(completions):
             raise ValueError("one completion per request")
-        batch = self.encode_prompts(requests, padding_side="right")
-        ids, mask = batch.pop("input_ids"), batch.pop("attention_mask")
-        prompt_lengths = mask.sum(dim=1).tolist()
+        return self.completion_rows(self.encode_prompts(requests, padding_side="right"), [completions])
+
+    def completion_rows(self, prompt_batch: dict, columns: Sequence[Sequence[Sequence[int]]]) -> dict:
+        """Rows [column 0's completions, column 1's, ...] after ONE encoded prompt batch.
+
+        `prompt_batch` is `encode_prompts(requests, padding_side="right")` (the processor ran once:
+        images are decoded and processed once per example); each column holds one completion per
+        request.  Image tensors are repeated per column — processor outputs are either one entry
+        per row or images in row order, so k stacked copies describe k stacked copies of the
+        requests.  Same outputs as `encode_completions` on the repeated requests."""
+        import torch
+
+        k = len(columns)
+        ids, mask = prompt_batch["input_ids"], prompt_batch["attention_mask"]
+        n_req = ids.shape[0]
+        if any(len(c) != n_req for c in columns):
+            raise ValueError("one completion per request in every column")
+        prompt_lengths = mask.sum(dim=1).tolist() * k
+        completions = [c for column in columns for c in column]
+        rest = {key: v for key, v in prompt_batch.items() if key not in ("input_ids", "attention_mask")}
+        per_token = set(families.per_token_keys(prompt_batch, ids.shape[1]))
+        batch = {key: (torch.cat([v] * k) if hasattr(v, "dim") and v.dim() > 0 else
+                       list(v) * k if isinstance(v, (list, tuple)) else v) if k > 1 else v
+                 for key, v in rest.items()}
+        ids_cpu = ids.cpu()
         width = max(n + len(c) for n, c in zip(prompt_lengths, completions))
-        input_ids = torch.full((len(requests), width), self.pad_token_id, dtype=ids.dtype)
+        rows = len(completions)
+        input_ids = torch.full((rows, width), self.pad_token_id, dtype=ids.dtype)
         labels = torch.full_like(input_ids, IGNORE_INDEX)
         attention = torch.zeros_like(input_ids)
         for row, (n, comp) in enumerate(zip(prompt_lengths, completions)):
             comp_t = torch.as_tensor(list(comp), dtype=ids.dtype)
-            input_ids[row, :n] = ids[row, :n].cpu()
+            input_ids[row, :n] = ids_cpu[row % n_req, :n]
             input_ids[row, n:n + len(comp)] = comp_t
             labels[row, n:n + len(comp)] = comp_t
             attention[row, :n + len(comp)] = 1
         out = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
-        out = {k: v.to(self.device) for k, v in out.items()}
+        out = {key: v.to(self.device) for key, v in out.items()}
         totals = [n + len(c) for n, c in zip(prompt_lengths, completions)]
         # Per-token tensors (mm_token_type_ids, token_type_ids, cross_attention_mask) follow the ids.
-        per_token = families.relayout_per_token(batch, ids.shape[1], prompt_lengths, width, [0] * len(totals),
-                                                totals, self.model.config.model_type)
-        return {**batch, **per_token, **out, "prompt_lengths": prompt_lengths}
+        per_token_batch = {key: batch[key] for key in per_token}
+        relaid = families.relayout_per_token({**per_token_batch, "input_ids": ids}, ids.shape[1], prompt_lengths,
+                                             width, [0] * rows, totals, self.model.config.model_type)
+        images = {key: v for key, v in batch.items() if key not in per_token}
+        return {**images, **relaid, **out, "prompt_lengths": prompt_lengths}
 
     # ---- generation ------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerationRequest], settings: GenerationSettings,
@@ -227,15 +255,46 @@ def _resolve_source(spec: str, trust_remote_code: bool) -> tuple[str, str, dict,
     if path.exists():
         if not path.is_dir():
             raise MmbenchError(f"{spec} is a file; give the model folder")
-        config = _read_config(path / "config.json", spec)
+        config = _check_local_files(path, spec, require_weights=False)
         _check_architecture(config, spec, trust_remote_code)
-        if not any(path.glob("*.safetensors")):
-            raise MmbenchError(f"{spec} has no .safetensors weights (only safetensors are loaded; "
-                               "convert the checkpoint with save_pretrained(safe_serialization=True))")
+        _check_local_files(path, spec)
         return str(path), path.resolve().name, config, True
     if not _HUB_ID.match(spec) or spec.startswith((".", "~")):
         raise MmbenchError(f"model folder not found: {spec}")
     return _resolve_hub(spec, trust_remote_code)
+
+
+def _check_local_files(path: Path, spec: str, require_weights: bool = True) -> dict:
+    """A local checkpoint folder's files, without importing transformers: config.json is a JSON
+    object, and every .safetensors file has a sound header.  Returns the config."""
+    config = _read_config(path / "config.json", spec)
+    if require_weights and not any(path.glob("*.safetensors")):
+        raise MmbenchError(f"{spec} has no .safetensors weights (only safetensors are loaded; "
+                           "convert the checkpoint with save_pretrained(safe_serialization=True))")
+    for weights in sorted(path.glob("*.safetensors")):
+        _check_safetensors_header(weights)
+    return config
+
+
+def _check_safetensors_header(path: Path) -> None:
+    """A truncated or garbage weights file, found from its header alone (no tensor is read)."""
+    import struct
+
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(8)
+            length = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+            ok = 2 <= length <= size - 8
+            if ok:
+                header = json.loads(handle.read(length).decode("utf-8"))
+                ends = [v.get("data_offsets", [0, 0])[1] for k, v in header.items()
+                        if k != "__metadata__" and isinstance(v, dict)]
+                ok = isinstance(header, dict) and 8 + length + max(ends, default=0) <= size
+    except (OSError, ValueError, AttributeError, TypeError, IndexError, struct.error):
+        ok = False
+    if not ok:
+        raise MmbenchError(f"{path}: not a valid .safetensors file (truncated or corrupt); copy or save it again")
 
 
 def _resolve_hub(repo: str, trust_remote_code: bool) -> tuple[str, str, dict, bool]:
@@ -270,9 +329,12 @@ def _read_config(path: Path, spec: str) -> dict:
     if not path.is_file():
         raise MmbenchError(f"{spec} has no config.json; it is not a transformers model folder")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MmbenchError(f"cannot read {path}: {_first_line(exc)}") from exc
+    if not isinstance(config, dict):
+        raise MmbenchError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    return config
 
 
 def _check_architecture(config: dict, spec: str, trust_remote_code: bool) -> None:

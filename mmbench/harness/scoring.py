@@ -24,6 +24,9 @@ def validate_sample(benchmark: Benchmark, sample: dict, where: str) -> None:
     missing = [k for k in benchmark.reference_keys if k not in reference]
     if missing:
         raise MmbenchError(f"{where}: reference lacks {', '.join(missing)} (needed by {benchmark.name})")
+    problem = benchmark.check_reference(reference) if benchmark.check_reference else None
+    if problem:
+        raise MmbenchError(f"{where}: {problem}")
     if benchmark.judged:
         judge = sample.get("judge")
         if not isinstance(judge, dict) or not isinstance(judge.get("outputs"), list):
@@ -65,6 +68,8 @@ def score_file(benchmark: Benchmark, path: Path, *, strict: bool = False) -> dic
     from mmbench.harness.runfiles import read_samples
 
     samples = read_samples(path)
+    if not samples:
+        raise MmbenchError(f"{path}: no samples to score (the file is empty)")
     for sample in samples:
         validate_sample(benchmark, sample, f"{path}:{sample['_line']}")
     per_sample, metrics = score_samples(benchmark, samples, strict=strict)

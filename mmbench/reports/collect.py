@@ -78,6 +78,8 @@ def collect_runs(roots: list[Path]) -> list[ModelRun]:
                 path = folder / benchmark / "results.json"
                 if path.exists():
                     results = _read_object(path)
+                    if not isinstance(results.get("metrics", {}), dict):
+                        raise MmbenchError(f"{path}: 'metrics' must be an object")
                     if benchmark in run.results and run.folders[benchmark] != folder:
                         raise MmbenchError(f"{name!r} has {benchmark} results in two folders "
                                            f"({run.folders[benchmark]} and {folder}); report one of them")

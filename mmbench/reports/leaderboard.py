@@ -214,6 +214,33 @@ def _detail_table(rows: list[Row], benchmark: str, metrics: list[str]) -> str:
     return tabulate(body, headers=["model", *metrics], tablefmt="github", disable_numparse=True)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A cell a spreadsheet will not run: text starting with = + - @ tab or CR gets a leading
+    apostrophe (OWASP's advice for CSV injection); numbers, negative ones included, stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        try:
+            float(value)
+            return value  # "-1.5" is a number, not a formula
+        except ValueError:
+            return "'" + value
+    return value
+
+
+def csv_safe(frame):
+    """The frame with every text cell (and column name) passed through `csv_cell`."""
+    frame = frame.copy()
+    frame.columns = [csv_cell(str(c)) for c in frame.columns]
+    from pandas.api.types import is_numeric_dtype
+
+    for column in frame.columns:
+        if not is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].map(csv_cell).astype(object)
+    return frame
+
+
 def write_report(roots: list[Path], out: Path, replicates: int = 1000) -> dict[str, Path]:
     """Write leaderboard.md/.csv and one plot per ablation knob; return the paths written."""
     from mmbench.harness.runfiles import atomic_write_text
@@ -223,8 +250,14 @@ def write_report(roots: list[Path], out: Path, replicates: int = 1000) -> dict[s
     rows = build_rows(runs, replicates=replicates)
     out = Path(out)
     written = {"markdown": out / "leaderboard.md", "csv": out / "leaderboard.csv"}
-    atomic_write_text(written["markdown"], leaderboard_markdown(rows, runs))
-    atomic_write_text(written["csv"], leaderboard_frame(rows).to_csv(index=False))
+    from mmbench.reports.scorecard import build_scorecard, scorecard_markdown
+
+    card = scorecard_markdown(build_scorecard(runs, replicates=replicates))
+    atomic_write_text(written["markdown"], leaderboard_markdown(rows, runs) + ("\n" + card if card else ""))
+    if card:
+        written["scorecard"] = out / "scorecard.md"
+        atomic_write_text(written["scorecard"], card)
+    atomic_write_text(written["csv"], csv_safe(leaderboard_frame(rows)).to_csv(index=False))
     for knob in sorted({r.knob for r in runs} - {"", "base"}):
         points = build_rows([r for r in runs if r.knob == knob], replicates=replicates, aggregate_seeds=True)
         base_rows = [r for r in rows if r.knob == "base"]

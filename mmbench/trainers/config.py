@@ -36,6 +36,10 @@ class TrainConfig:
     optimizer: str = "adamw"  # adamw | sgd (sgd makes invariants checkable to float precision)
     warmup_steps: int = 0
     mixed_precision: str = "no"  # no | bf16 | fp16
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (memory for time)
+    attn_implementation: str | None = None  # eager | sdpa | flash_attention_2 (None: the checkpoint's)
+    logp_chunk_size: int = 0  # >0: log-probs from hidden states, this many completion tokens at a time
+    live_reference: bool = False  # build the reference even when every reference log-prob is cached
     seed: int = 0
     limit: int | None = None  # use only the first N preference rows
     lora: bool = False
@@ -54,6 +58,14 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         import math
+
+        from mmbench.errors import check_fields
+        from mmbench.harness.runfiles import check_writable
+
+        # One typed schema: every field against its annotation (config files and API callers).
+        check_fields(TrainConfig, {f.name: getattr(self, f.name) for f in fields(self) if f.name != "bdhs"},
+                     "training options")
+        check_fields(BDHSConfig, asdict(self.bdhs), "training options", "bdhs.")
 
         for name in ("gamma", "p", "beta", "lr", "max_grad_norm", "weight_decay"):
             value = getattr(self, name)
@@ -91,10 +103,23 @@ class TrainConfig:
             raise MmbenchError(f"--image-root is not a folder: {self.image_root}")
         if not 0.0 <= self.bdhs.rho_th <= 1.0:
             raise MmbenchError(f"--rho-th must be within [0, 1], got {self.bdhs.rho_th}")
+        if not 0.0 <= self.bdhs.epsilon_s <= 1.0:
+            raise MmbenchError(f"--epsilon-s must be within [0, 1], got {self.bdhs.epsilon_s}")
+        check_writable(Path(self.out).expanduser().parent, "--out")
+        if Path(self.out).expanduser().is_file():
+            raise MmbenchError(f"--out {self.out} is a file; give a checkpoint folder")
         return self
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def to_public_dict(self) -> dict:
+        """As saved in train_config.json: credentials and query strings stripped from URLs."""
+        from mmbench.harness.judge_client import public_url
+
+        data = self.to_dict()
+        data["annotator_base_url"] = public_url(data["annotator_base_url"])
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":

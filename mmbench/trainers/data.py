@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmbench.errors import MmbenchError
+from mmbench.errors import MmbenchError, iter_lines
 from mmbench.harness.generation import GenerationRequest
 
 
@@ -46,28 +46,29 @@ def load_preferences(path: Path, *, need_chosen: bool = True, need_rejected: boo
     required = ["id", "prompt", "image", *(["chosen"] if need_chosen else []),
                 *(["rejected"] if need_rejected else [])]
     examples, seen = [], set()
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MmbenchError(f"{where}: not valid JSON ({exc.msg})") from None
-            missing = [k for k in required if not isinstance(row.get(k), str) or not row.get(k)]
-            if missing:
-                raise MmbenchError(f"{where}: preference row lacks {', '.join(missing)}")
-            image = _resolve_image(path, row["image"])
-            if image is None:
-                raise MmbenchError(f"{where}: image not found: {row['image']}")
-            if row["id"] in seen:
-                raise MmbenchError(f"{where}: duplicate id {row['id']!r}")
-            seen.add(row["id"])
-            examples.append(PreferenceExample(id=str(row["id"]), prompt=row["prompt"], image=image,
-                                              chosen=row.get("chosen"), rejected=row.get("rejected")))
-            if limit is not None and len(examples) >= limit:
-                break
+    for number, line in iter_lines(path):  # decoded line by line: a bad byte is named with its line
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MmbenchError(f"{where}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise MmbenchError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        missing = [k for k in required if not isinstance(row.get(k), str) or not row.get(k)]
+        if missing:
+            raise MmbenchError(f"{where}: preference row lacks {', '.join(missing)}")
+        image = _resolve_image(path, row["image"])
+        if image is None:
+            raise MmbenchError(f"{where}: image not found: {row['image']}")
+        if row["id"] in seen:
+            raise MmbenchError(f"{where}: duplicate id {row['id']!r}")
+        seen.add(row["id"])
+        examples.append(PreferenceExample(id=str(row["id"]), prompt=row["prompt"], image=image,
+                                          chosen=row.get("chosen"), rejected=row.get("rejected")))
+        if limit is not None and len(examples) >= limit:
+            break
     if not examples:
         raise MmbenchError(f"{path}: no preference rows")
     return examples

@@ -92,13 +92,28 @@ def _optimizer(model, config: TrainConfig):
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, weight_decay=config.weight_decay)
     # Adam's first step is lr·sign(g): float noise in near-zero gradients flips whole updates.
-    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    # The fused kernel (one call for all parameters, as TRL's default adamw_torch_fused) when the
+    # parameters live where it exists; the per-parameter loop otherwise.
+    params = [p for group in groups for p in group["params"]]
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    return torch.optim.AdamW(groups, weight_decay=config.weight_decay, fused=fused or None)
 
 
-def _reference(adapter, config: TrainConfig):
-    """With LoRA the reference is the base with adapters disabled; otherwise a frozen copy."""
+def _reference(adapter, config: TrainConfig, needed: bool = True):
+    """With LoRA the reference is the base with adapters disabled; otherwise a frozen copy.
+
+    Not `needed` (every reference log-prob the run uses is cached): nothing is built, and a step
+    that asks for the reference anyway fails loudly instead of scoring with trained weights."""
     from contextlib import contextmanager, nullcontext
 
+    if not needed:
+        @contextmanager
+        def absent():
+            raise RuntimeError("the reference model was not constructed: every reference log-prob this "
+                               "run needs was cached when it started (a cache entry went missing since)")
+            yield
+        absent.constructed = False
+        return absent
     if config.lora:
         @contextmanager
         def disabled():
@@ -109,6 +124,50 @@ def _reference(adapter, config: TrainConfig):
     for parameter in frozen.parameters():
         parameter.requires_grad_(False)
     return lambda: nullcontext(frozen)
+
+
+def reference_needed(context: TrainContext, step_fn, examples: list) -> bool:
+    """False when every reference log-prob the run's steps need is already in the cache.
+
+    The step function says which offline completions it scores (`step_fn.reference_columns`:
+    context, examples -> {column: [ids per example]}, or None when some completion is sampled
+    during training); a step function without it (plug-ins) always gets a live reference."""
+    import sys
+
+    if context.config.live_reference or context.ref_cache is None:
+        return True
+    columns_of = getattr(step_fn, "reference_columns", None)
+    columns = columns_of(context, examples) if columns_of is not None else None
+    if columns is None:
+        return True
+    from mmbench.trainers.refcache import example_key
+
+    keys = [(example_key(e), ids) for column in columns.values() for e, ids in zip(examples, column)]
+    found = context.ref_cache.get_many(context.reference_fingerprint, keys)
+    context.ref_cache.hits -= sum(v is not None for v in found)  # a check, not a use
+    context.ref_cache.misses -= sum(v is None for v in found)
+    if any(v is None for v in found):
+        return True
+    if context.accelerator is None or context.accelerator.is_main_process:
+        print(f"reference: not loaded (all {len(keys)} reference log-probs this run needs are cached)",
+              file=sys.stderr)
+    return False
+
+
+def _speed_options(adapter, config: TrainConfig) -> None:
+    """Attention kernel and activation checkpointing on the policy (`train --attn-implementation`,
+    `--gradient-checkpointing`); both leave the maths unchanged."""
+    attn = getattr(config, "attn_implementation", None)
+    if attn:
+        try:
+            adapter.model.set_attn_implementation(attn)
+        except (ValueError, ImportError) as exc:
+            raise MmbenchError(f"--attn-implementation {attn}: {str(exc).splitlines()[0]}") from None
+    if getattr(config, "gradient_checkpointing", False):
+        if hasattr(adapter.model, "activation_checkpointing_enable"):  # transformers ≥ 5.x's name
+            adapter.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            adapter.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def _apply_lora(adapter, config: TrainConfig) -> None:
@@ -160,18 +219,25 @@ def run_training(config: TrainConfig, adapter, step_fn: StepFn, examples: list[P
         raise MmbenchError(f"micro-batch {micro} (batch/grad-accum) is not divisible by {processes} processes")
     per_process = micro // processes
     set_seed(config.seed)
+    _speed_options(adapter, config)
     if config.lora:
         _apply_lora(adapter, config)
-    reference = _reference(adapter, config)
     _trainable(adapter.model, config)
     adapter.model.train()
+    # The shared precompute (reference cache, offline BDHS) first: it decides whether a reference
+    # model is needed at all.  The reference is built from the initial weights, before any state
+    # is loaded or any step taken.
+    context = TrainContext(config, accelerator, adapter, None, None, reference_fingerprint, examples)
+    if prepare is not None:
+        prepare(context)
+    needed = reference_needed(context, step_fn, used_examples(examples, config.batch_size, config.max_steps,
+                                                                config.seed))
+    context.reference = _reference(adapter, config, needed)
     optimizer = _optimizer(adapter.model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps) if config.warmup_steps else 1.0)
     policy, optimizer, scheduler = accelerator.prepare(adapter.model, optimizer, scheduler)
-    context = TrainContext(config, accelerator, adapter, policy, reference, reference_fingerprint, examples)
-    if prepare is not None:
-        prepare(context)
+    context.policy = policy
 
     state, log_path = work / "state", work / "log.jsonl"
     start = 0
@@ -180,7 +246,7 @@ def run_training(config: TrainConfig, adapter, step_fn: StepFn, examples: list[P
         start = json.loads((work / "step.json").read_text())["step"]
     if accelerator.is_main_process:
         work.mkdir(parents=True, exist_ok=True)
-        (work / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        (work / "train_config.json").write_text(json.dumps(config.to_public_dict(), indent=2))
         if provenance is not None:  # what a resume must match (trainers/setup.checkpoint_status)
             (work / "provenance.json").write_text(json.dumps(provenance, indent=2))
         _trim_log(log_path, start)
@@ -266,7 +332,7 @@ def _save_final(model, adapter, config: TrainConfig, work: Path, out: Path, last
         shutil.rmtree(tmp)
     model.save_pretrained(tmp, safe_serialization=True)
     adapter.processor.save_pretrained(tmp)
-    (tmp / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    (tmp / "train_config.json").write_text(json.dumps(config.to_public_dict(), indent=2))
     (tmp / "metrics.json").write_text(json.dumps(last, indent=2))
     if (work / "provenance.json").exists():
         shutil.copy(work / "provenance.json", tmp / "provenance.json")

@@ -16,15 +16,18 @@ import torch
 
 from mmbench.trainers.bdhs import suppress_image_token
 from mmbench.trainers.data import PreferenceExample
-from mmbench.trainers.logps import completion_logps
+from mmbench.trainers.logps import EncodedColumns, encode_columns, forward_logps
 from mmbench.trainers.loop import TrainContext
 from mmbench.trainers.losses import DPOTerms, dpo_sigmoid, gamma_mixed_loss, term_metrics
 from mmbench.trainers.refcache import example_key
 
 
 def reference_logps(ctx: TrainContext, examples: Sequence[PreferenceExample], columns: dict[str, list],
-                    cached: set[str]) -> dict[str, torch.Tensor]:
-    """Reference log-probs; columns in `cached` (offline completions) go through the disk cache."""
+                    cached: set[str], encoded: EncodedColumns | None = None) -> dict[str, torch.Tensor]:
+    """Reference log-probs; columns in `cached` (offline completions) go through the disk cache.
+
+    Columns with any value missing are scored by the reference in one forward pass over
+    `encoded` (the step's single encoding, shared with the policy forward)."""
     out: dict[str, list[float | None]] = {}
     for name, ids in columns.items():
         if name in cached and ctx.ref_cache is not None:
@@ -32,20 +35,37 @@ def reference_logps(ctx: TrainContext, examples: Sequence[PreferenceExample], co
                                                [(example_key(e), c) for e, c in zip(examples, ids)])
         else:
             out[name] = [None] * len(examples)
-    missing = {name: [i for i, v in enumerate(values) if v is None] for name, values in out.items()}
-    rows = [(name, i) for name, idx in missing.items() for i in idx]
-    if rows:
-        # One forward pass for everything missing; a column-per-row layout keeps it simple.
+    missing = [name for name, values in out.items() if any(v is None for v in values)]
+    if missing:
+        if encoded is None:
+            encoded = encode_columns(ctx.adapter, [e.request for e in examples], columns)
         with torch.no_grad(), ctx.reference() as reference:
-            computed = completion_logps(ctx.adapter, reference, [examples[i].request for _, i in rows],
-                                        {"x": [columns[name][i] for name, i in rows]})["x"].tolist()
-        for (name, i), value in zip(rows, computed):
-            out[name][i] = value
-        if ctx.ref_cache is not None:
-            ctx.ref_cache.put_many(ctx.reference_fingerprint, [(example_key(examples[i]), columns[name][i], v)
-                                                               for (name, i), v in zip(rows, computed) if name in cached])
+            computed = forward_logps(reference, encoded, missing, chunk_size=_chunk(ctx))
+        fresh = []
+        for name in missing:
+            values = computed[name].tolist()
+            for i, value in enumerate(values):
+                if out[name][i] is None:
+                    out[name][i] = value
+                    if name in cached:
+                        fresh.append((example_key(examples[i]), columns[name][i], value))
+        if ctx.ref_cache is not None and fresh:
+            ctx.ref_cache.put_many(ctx.reference_fingerprint, fresh)
     device = ctx.adapter.device
     return {name: torch.tensor(values, device=device) for name, values in out.items()}
+
+
+def _chunk(ctx: TrainContext) -> int:
+    return int(getattr(ctx.config, "logp_chunk_size", 0) or 0)
+
+
+def scored_logps(ctx: TrainContext, examples: Sequence[PreferenceExample], columns: dict[str, list],
+                 cached: set[str]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(policy, reference) log-probs of every column from ONE encoding of the examples."""
+    encoded = encode_columns(ctx.adapter, [e.request for e in examples], columns)
+    reference = reference_logps(ctx, examples, columns, cached, encoded)
+    policy = forward_logps(ctx.policy, encoded, chunk_size=_chunk(ctx))
+    return policy, reference
 
 
 def _ids(ctx: TrainContext, texts: Sequence[str]) -> list[list[int]]:
@@ -72,14 +92,37 @@ def gamma_step(ctx: TrainContext, examples: Sequence[PreferenceExample], step: i
     if gamma < 1:
         columns["bdhs"] = _bdhs_column(ctx, examples, step)
     cached = {"chosen", "external"} | (set() if ctx.config.online_bdhs else {"bdhs"})
-    reference = reference_logps(ctx, examples, columns, cached)
-    policy = completion_logps(ctx.adapter, ctx.policy, [e.request for e in examples], columns)
+    policy, reference = scored_logps(ctx, examples, columns, cached)
     loss, terms = gamma_mixed_loss(policy, reference, gamma, ctx.config.beta)
     return loss, term_metrics(terms)
 
 
 def dpo_step(ctx: TrainContext, examples: Sequence[PreferenceExample], step: int):
     return gamma_step(ctx, examples, step, gamma=1.0)
+
+
+# What each step scores with the reference, for `loop.reference_needed`: {column: ids per example}
+# when every completion is offline (then a full cache means no reference model), else None.
+def _gamma_columns(ctx: TrainContext, examples: Sequence[PreferenceExample], gamma: float | None = None):
+    gamma = ctx.config.gamma if gamma is None else gamma
+    columns = {"chosen": _ids(ctx, [e.chosen for e in examples])}
+    if gamma > 0:
+        columns["external"] = _ids(ctx, [e.rejected for e in examples])
+    if gamma < 1:
+        if ctx.config.online_bdhs or any(e.id not in ctx.offline_bdhs for e in examples):
+            return None
+        columns["bdhs"] = [ctx.offline_bdhs[e.id].ids for e in examples]
+    return columns
+
+
+def _mixed_columns(ctx: TrainContext, examples: Sequence[PreferenceExample]):
+    if ctx.config.p < 1:
+        return None  # online pairs are sampled from the policy as it trains
+    return {"chosen": _ids(ctx, [e.chosen for e in examples]), "rejected": _ids(ctx, [e.rejected for e in examples])}
+
+
+gamma_step.reference_columns = _gamma_columns
+dpo_step.reference_columns = lambda ctx, examples: _gamma_columns(ctx, examples, gamma=1.0)
 
 
 def online_pairs(ctx: TrainContext, examples: Sequence[PreferenceExample], step: int):
@@ -169,6 +212,8 @@ def mixed_step(ctx: TrainContext, examples: Sequence[PreferenceExample], step: i
 
 
 def _pair_terms(ctx: TrainContext, examples, columns: dict[str, list], cached: set[str]) -> DPOTerms:
-    reference = reference_logps(ctx, examples, columns, cached)
-    policy = completion_logps(ctx.adapter, ctx.policy, [e.request for e in examples], columns)
+    policy, reference = scored_logps(ctx, examples, columns, cached)
     return dpo_sigmoid(policy["chosen"], policy["rejected"], reference["chosen"], reference["rejected"], ctx.config.beta)
+
+
+mixed_step.reference_columns = _mixed_columns

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from mmbench.errors import MmbenchError
+from mmbench.errors import MmbenchError, iter_lines, read_text
 
 BATCH = 1024  # rows per Arrow slice in the text pass
 
@@ -240,13 +240,16 @@ class JsonTable(Table):
     @staticmethod
     def _load_list(path: Path) -> list:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_text(path))
         except json.JSONDecodeError as exc:
             raise MmbenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             data = data["data"]
         if not isinstance(data, list):
             raise MmbenchError(f"{path}: expected a JSON list of rows, {{'data': [...]}} or JSON Lines")
+        for index, row in enumerate(data):
+            if not isinstance(row, dict):
+                raise MmbenchError(f"{path} row {index + 1}: expected a JSON object, got {type(row).__name__}")
         return data
 
     def _first(self):
@@ -277,16 +280,17 @@ class JsonTable(Table):
                     yield start + offset, row
                 continue
             offset = 0
-            with path.open(encoding="utf-8") as handle:
-                for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise MmbenchError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-                    yield start + offset, row
-                    offset += 1
+            for number, line in iter_lines(path):  # decoded per line: a bad byte names its line
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise MmbenchError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+                if not isinstance(row, dict):
+                    raise MmbenchError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+                yield start + offset, row
+                offset += 1
 
     def fetch(self, indices: list[int], column: str) -> dict[int, object]:
         return {}  # JSON rows carry image paths only; the text pass already saw them
