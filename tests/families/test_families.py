@@ -17,6 +17,9 @@ from mmbench.harness.generation import GenerationRequest
 from mmbench.harness.model import load_model
 from mmbench.trainers.bdhs import masked_generate
 
+# The whole family matrix is the slow tier (CI runs it; `-m 'not slow'` skips it).
+pytestmark = pytest.mark.slow
+
 ALL = list(FAMILIES)
 TIMES: dict[str, float] = {}  # family -> seconds spent in its slow tests (printed at the end)
 

@@ -10,6 +10,9 @@ from mmbench.harness.model import load_model
 from mmbench.trainers.logps import completion_logps
 from mmbench.trainers.losses import sequence_logps
 
+# The whole family matrix is the slow tier (CI runs it; `-m 'not slow'` skips it).
+pytestmark = pytest.mark.slow
+
 
 def _requests(family_world, n=2):
     import json
