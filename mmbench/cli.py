@@ -9,34 +9,10 @@ from typing import Optional
 import typer
 
 from mmbench.errors import MmbenchError
+from mmbench.cli_options import (DATA_FORMAT, IMAGE_ROOT, JUDGE_API_KEY_ENV, JUDGE_API_VERSION, JUDGE_BASE_URL, JUDGE_CACHE, JUDGE_CONCURRENCY, JUDGE_MODEL, JUDGE_PROMPT, JUDGE_RUNS, NO_JUDGE_CACHE, OVERWRITE, PAIRS, SKIP_BAD_ROWS, SUBSET, SUBSET_SEED, WHY, _data_options, _floats, _ints, _judge_config)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure how γ (BDHS) and p (Mixed-DPO) move eight multimodal benchmarks.")
-
-
-# Judge options shared by `score --rejudge` and `eval` (one definition, used by both commands).
-JUDGE_MODEL = typer.Option(None, "--judge-model", help="judge model (default: the benchmark's)")
-JUDGE_BASE_URL = typer.Option(None, "--judge-base-url", help="OpenAI-compatible endpoint: vLLM, Azure, ...")
-JUDGE_API_KEY_ENV = typer.Option("OPENAI_API_KEY", "--judge-api-key-env",
-                                 help="NAME of the variable holding the key (never stored)")
-JUDGE_CONCURRENCY = typer.Option(8, "--judge-concurrency", min=1, help="judge requests in flight")
-JUDGE_CACHE = typer.Option(None, "--judge-cache", help="SQLite file (default ~/.cache/mmbench)")
-NO_JUDGE_CACHE = typer.Option(False, "--no-judge-cache", help="neither read nor write the cache")
-JUDGE_PROMPT = typer.Option(None, "--judge-prompt", help="template replacing the judge prompt")
-JUDGE_RUNS = typer.Option(None, "--judge-runs", min=1, help="judge runs per sample (MM-Vet K)")
-JUDGE_API_VERSION = typer.Option(None, "--judge-api-version", help="Azure OpenAI API version")
-# Reuse is keyed by provenance (checkpoint, data, settings); these two act on a mismatch.
-OVERWRITE = typer.Option(False, "--overwrite", help="recompute stored work that another checkpoint, data or "
-                         "settings produced (default: refuse with the difference)")
-WHY = typer.Option(False, "--why", help="only print what would be reused or recomputed, and why")
-
-
-def _judge_config(model, base_url, api_key_env, concurrency, cache, no_cache, prompt, runs, api_version):
-    from mmbench.harness.judge_client import JudgeConfig
-
-    return JudgeConfig(model=model, base_url=base_url, api_key_env=api_key_env, cache_path=cache,
-                       use_cache=not no_cache, concurrency=concurrency, prompt_file=prompt, runs=runs,
-                       azure_api_version=api_version)
 
 
 @app.command("list")
@@ -157,23 +133,6 @@ def eval_command(
         print_headlines(results, out)
 
 
-# Preference-source options shared by `train`, `ablate` and `data` (mmbench/trainers/sources).
-DATA_FORMAT = typer.Option(None, "--data-format", help="mmbench | rlaif-v | rlhf-v | povid | vlfeedback | trl "
-                           "(default: detected from the columns)")
-IMAGE_ROOT = typer.Option(None, "--image-root", help="folder relative image paths resolve against (POVID: COCO)")
-SUBSET = typer.Option(None, "--subset", min=1, help="a seeded random subset of N examples (ids saved beside "
-                      "the checkpoint)")
-SUBSET_SEED = typer.Option(None, "--subset-seed", help="seed of --subset and of VLFeedback's pair draw (default 0)")
-SKIP_BAD_ROWS = typer.Option(False, "--skip-bad-rows", help="drop bad rows (counted) instead of stopping")
-PAIRS = typer.Option(None, "--pairs", help="VLFeedback: best (top vs a random lower-rated, default) | all")
-
-
-def _data_options(data_format, image_root, subset, subset_seed, skip_bad_rows, pairs) -> dict:
-    options = dict(data_format=data_format, image_root=image_root, subset=subset, subset_seed=subset_seed,
-                   skip_bad_rows=skip_bad_rows or None, pairs=pairs)
-    return {k: v for k, v in options.items() if v is not None}
-
-
 @app.command()
 def ablate(
     knob: str = typer.Argument(..., help="gamma (BDHS loss mixing) or p (Mixed-DPO offline share)"),
@@ -205,24 +164,6 @@ def ablate(
                      point=point)
     overrides.update(_data_options(data_format, image_root, subset, subset_seed, skip_bad_rows, pairs))
     run_ablation(resolve_config(knob, config, overrides), overwrite=overwrite, why=why)
-
-
-def _floats(text: Optional[str], option: str):
-    if text is None:
-        return None
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise MmbenchError(f"{option} must be comma-separated numbers, got {text!r}") from None
-
-
-def _ints(text: Optional[str], option: str):
-    if text is None:
-        return None
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise MmbenchError(f"{option} must be comma-separated integers, got {text!r}") from None
 
 
 def _train_help() -> str:
@@ -362,99 +303,10 @@ def report(
         console.print(f"{kind}: {path}")
 
 
-world_app = typer.Typer(no_args_is_help=True,
-                        help="The embedded world: generated scenes, its eight benchmarks, SFT and preference sets.")
+from mmbench.cli_sub import data_app, world_app  # noqa: E402
+
 app.add_typer(world_app, name="world")
-
-
-@world_app.command("build")
-def world_build(
-    seed: int = typer.Option(0, "--seed", help="world seed; the same seed writes byte-identical files"),
-    out: Optional[Path] = typer.Option(None, "--out", help="folder to write (default: the world cache, "
-                                                           "$MMBENCH_CACHE or ~/.cache/mmbench)"),
-    small: bool = typer.Option(False, "--small", help="a tiny world (tests, demos)"),
-) -> None:
-    """Generate the world: scenes and images, the eight benchmarks, the SFT and preference sets."""
-    from mmbench.world.build import build_command
-
-    if out is not None:
-        from mmbench.harness.runfiles import check_writable
-
-        check_writable(out)
-    build_command(seed=seed, out=out, small=small)
-
-
-@world_app.command("pretrain")
-def world_pretrain(
-    steps: int = typer.Option(2600, "--steps", min=3, help="optimizer steps over all stages"),
-    seed: int = typer.Option(0, "--seed", help="model and data-order seed"),
-    out: Optional[Path] = typer.Option(None, "--out", help="model folder to write (default: the shipped "
-                                                           "base, mmbench/world/base_model)"),
-    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: every core)"),
-) -> None:
-    """Pre-train the world's tiny LLaVA from scratch (resumable: rerun the same command)."""
-    from mmbench.world.paths import BASE_MODEL_DIR
-    from mmbench.world.recipe import pretrain_base
-
-    print(f"model: {pretrain_base(out or BASE_MODEL_DIR, seed=seed, steps=steps, threads=threads)}")
-
-
-data_app = typer.Typer(no_args_is_help=True, help="Preference sources: inspect one, or convert it to mmbench's JSONL.")
 app.add_typer(data_app, name="data")
-
-
-@data_app.command("inspect")
-def data_inspect(
-    source: str = typer.Argument(..., help="a file, a hub snapshot or save_to_disk folder, or a hub id"),
-    base: Optional[str] = typer.Option(None, "--base", help="render prompts with this model's chat template and "
-                                       "count tokens with its tokenizer (default: raw prompts, words)"),
-    n: int = typer.Option(3, "-n", min=0, help="rows to show"),
-    stats_rows: int = typer.Option(1000, "--stats-rows", min=1, help="examples the length statistics cover"),
-    prompt_only: bool = typer.Option(False, "--prompt-only", help="a prompt source for online sampling"),
-    data_format: Optional[str] = DATA_FORMAT,
-    image_root: Optional[str] = IMAGE_ROOT,
-    subset_seed: Optional[int] = SUBSET_SEED,
-    skip_bad_rows: bool = SKIP_BAD_ROWS,
-    pairs: Optional[str] = PAIRS,
-) -> None:
-    """Detected format, row count, a few rows as the model sees them, answer lengths."""
-    from mmbench.trainers.sources.tools import inspect_source
-
-    inspect_source(source, base=base, n=n, stats_rows=stats_rows, prompt_only=prompt_only,
-                   **_data_options(data_format, image_root, None, subset_seed, skip_bad_rows, pairs))
-
-
-@data_app.command("convert")
-def data_convert(
-    source: str = typer.Argument(..., help="a file, a hub snapshot or save_to_disk folder, or a hub id"),
-    out: Path = typer.Argument(..., help="the mmbench JSONL to write"),
-    images: Optional[Path] = typer.Option(None, "--images", help="folder for extracted images (default: "
-                                          "OUT's folder/images)"),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="the first N examples"),
-    prompt_only: bool = typer.Option(False, "--prompt-only", help="write prompt-only rows"),
-    data_format: Optional[str] = DATA_FORMAT,
-    image_root: Optional[str] = IMAGE_ROOT,
-    subset: Optional[int] = SUBSET,
-    subset_seed: Optional[int] = SUBSET_SEED,
-    skip_bad_rows: bool = SKIP_BAD_ROWS,
-    pairs: Optional[str] = PAIRS,
-) -> None:
-    """Write mmbench's JSONL ({id, image, prompt, chosen, rejected}) with images extracted to a folder."""
-    from mmbench.harness.runfiles import check_writable
-    from mmbench.trainers.sources import report
-    from mmbench.trainers.sources.tools import convert_source
-
-    if out.is_dir():
-        raise MmbenchError(f"{out} is a folder; give the .jsonl file to write")
-    check_writable(out.parent, "OUT")
-    if images is not None:
-        check_writable(images, "--images")
-    path, count, result = convert_source(source, out, images=images, limit=limit, prompt_only=prompt_only,
-                                         **_data_options(data_format, image_root, subset, subset_seed,
-                                                         skip_bad_rows, pairs))
-    report(result)
-    print(f"wrote {count} rows to {path}")
-
 
 _DEBUG = False
 
