@@ -1,7 +1,6 @@
 """Reports from hand-made run folders: CSV contract, escaping, bootstrap intervals, plots."""
 
 import csv
-import json
 import random
 import subprocess
 import sys

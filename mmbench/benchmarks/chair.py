@@ -2,7 +2,7 @@
 
 A vocabulary maps words (and known two-word names) onto canonical object names.  The COCO
 vocabulary is built from the CHAIR synonym table (`coco_synonyms.txt`, one category per line,
-canonical name first); the embedded world registers its own through `register_vocabulary`.
+canonical name first); a suite supplies its own (the world's: `WorldSuite.vocabulary()`).
 """
 
 from __future__ import annotations
@@ -122,13 +122,21 @@ def register_vocabulary(vocabulary: Vocabulary) -> None:
 
 
 def get_vocabulary(name: str) -> Vocabulary:
+    """COCO's table, one registered in Python, or the vocabulary of the suite of that name
+    (records of a suite's recall benchmark name it: `"vocabulary": "world"`)."""
     if name == "coco":
         return coco_vocabulary()
-    if name not in _REGISTERED and name == "world":
-        import mmbench.world.vocabulary  # noqa: F401  (registers the world's table on import)
+    if name not in _REGISTERED:
+        from mmbench.suites import SUITES, get_suite
+
+        vocabulary = get_suite(name).vocabulary() if name in SUITES else None
+        if vocabulary is not None:
+            _REGISTERED[name] = vocabulary
     try:
         return _REGISTERED[name]
     except KeyError:
         from mmbench.errors import MmbenchError
+        from mmbench.suites import SUITES
 
-        raise MmbenchError(f"unknown object vocabulary {name!r} (known: coco, {', '.join(_REGISTERED) or 'world'})") from None
+        raise MmbenchError(f"unknown object vocabulary {name!r} (known: coco, "
+                           f"{', '.join(dict.fromkeys([*_REGISTERED, *SUITES.names()]))})") from None

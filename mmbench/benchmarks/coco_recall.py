@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from mmbench.benchmarks.base import Benchmark, GenerationSettings, Record
+from mmbench.benchmarks.base import Benchmark, DetailGroup, GenerationSettings, LmmsEvalTasks, Record
 from mmbench.benchmarks.chair import get_vocabulary
 from mmbench.benchmarks.loading import first_field, row_image
 
@@ -70,4 +70,8 @@ BENCHMARK = Benchmark(
     aggregate=aggregate,
     reference_keys=("objects",),
     higher_is_better={"recall": True, "chair_i": False, "chair_s": False},
+    details=(DetailGroup("Object recall and CHAIR", ("recall", "chair_i", "chair_s")),),
+    # lmms-eval's CHAIR scoring needs the COCO annotation files: its engine only generates
+    lmms=LmmsEvalTasks(tasks=(("coco_cap_chair", "coco_cap_chair/coco_cap_chair.yaml", None),),
+                       scores_offline=False, metrics=("recall", "chair_i", "chair_s")),
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from mmbench.benchmarks.base import SINGLE_WORD, Benchmark, GenerationSettings, Record, mean
+from mmbench.benchmarks.base import SINGLE_WORD, Benchmark, GenerationSettings, LmmsEvalTasks, Record, mean
 from mmbench.benchmarks.loading import first_field, row_image
 from mmbench.benchmarks.textnorm import normalize_exact
 
@@ -52,4 +52,5 @@ BENCHMARK = Benchmark(
     aggregate=aggregate,
     reference_keys=("answer",),
     image_join=("testdev_balanced_images", "imageId", "id"),
+    lmms=LmmsEvalTasks(tasks=(("gqa", "gqa/gqa.yaml", None),), metrics=("accuracy",)),
 )

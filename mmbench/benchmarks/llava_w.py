@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from mmbench.benchmarks.base import Benchmark, GenerationSettings, JudgeSpec, Record, mean
+from mmbench.benchmarks.base import (Benchmark, DetailGroup, GenerationSettings, JudgeSpec, LmmsEvalTasks,
+                                     Record, mean)
 from mmbench.benchmarks.loading import first_field, read_json_rows, row_image
 from mmbench.benchmarks.textnorm import fill_template, parse_score_pair
 
@@ -150,4 +151,8 @@ BENCHMARK = Benchmark(
     reference_keys=("question", "category", "caption", "gpt_answer"),
     judge=JUDGE,
     read_official=read_official,
+    details=(DetailGroup("LLaVA-W categories", tuple(f"{c}/relative_score" for c in CATEGORIES)),),
+    # lmms-eval's scoring of its task calls GPT: its engine only generates, mmbench judges
+    lmms=LmmsEvalTasks(tasks=(("llava_in_the_wild", "llava-in-the-wild/llava-in-the-wild.yaml", None),),
+                       scores_offline=False, metrics=("relative_score",)),
 )

@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from mmbench.benchmarks.base import Benchmark, GenerationSettings, JudgeSpec, Record, mean
+from mmbench.benchmarks.base import (Benchmark, DetailGroup, GenerationSettings, JudgeSpec, LmmsEvalTasks,
+                                     Record, mean)
 from mmbench.benchmarks.loading import first_field, row_image
 from mmbench.benchmarks.textnorm import fill_template, parse_rating
 
@@ -166,4 +167,6 @@ BENCHMARK = Benchmark(
     reference_keys=("question", "question_type", "image_content", "gt_answer"),
     judge=JUDGE,
     higher_is_better={"hallucination_rate": False},
+    details=(DetailGroup("MMHal question types", tuple(f"type/{t}" for t in QUESTION_TYPES)),),
+    lmms=LmmsEvalTasks(metrics=("score", "hallucination_rate")),  # lmms-eval has no MMHal task
 )

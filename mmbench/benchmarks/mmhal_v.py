@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mmbench.benchmarks import mmhal
+from mmbench.benchmarks.base import DetailGroup
+from mmbench.benchmarks.mmhal import BENCHMARK as MMHAL, JUDGE as TEXT_JUDGE, VISION_JUDGE_TEMPLATE
 
 VERSION = 1
 
-JUDGE = replace(mmhal.JUDGE, default_model="gpt-4o-2024-08-06", vision=True,
-                default_template=mmhal.VISION_JUDGE_TEMPLATE)
+JUDGE = replace(TEXT_JUDGE, default_model="gpt-4o-2024-08-06", vision=True,
+                default_template=VISION_JUDGE_TEMPLATE)
 
 BENCHMARK = replace(
-    mmhal.BENCHMARK,
+    MMHAL,
     name="mmhal_v",
     version=VERSION,
     description="MMHal-Bench, vision judge that also sees the image",
     judge=JUDGE,
+    details=(DetailGroup("MMHal-V question types", MMHAL.details[0].metrics),),
 )

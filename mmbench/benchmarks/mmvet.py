@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from mmbench.benchmarks.base import Benchmark, GenerationSettings, JudgeSpec, Record, mean
+from mmbench.benchmarks.base import (Benchmark, DetailGroup, GenerationSettings, JudgeSpec, LmmsEvalTasks,
+                                     Record, mean)
 from mmbench.benchmarks.loading import first_field, row_image
 from mmbench.benchmarks.textnorm import fill_template, parse_unit_score
 
@@ -101,4 +102,8 @@ BENCHMARK = Benchmark(
     aggregate=aggregate,
     reference_keys=("question", "answer", "capability"),
     judge=JUDGE,
+    details=(DetailGroup("MM-Vet capabilities", tuple(f"cap/{c}" for c in CAPABILITIES)),),
+    # lmms-eval's scoring of its task calls GPT: its engine only generates, mmbench judges
+    lmms=LmmsEvalTasks(tasks=(("mmvet", "mmvet/mmvet.yaml", None),), scores_offline=False,
+                       metrics=("score",)),
 )

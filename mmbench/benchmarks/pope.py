@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from mmbench.benchmarks.base import SINGLE_WORD, Benchmark, GenerationSettings, Record, mean
+from mmbench.benchmarks.base import (SINGLE_WORD, Benchmark, DetailGroup, GenerationSettings, LmmsEvalTasks,
+                                     Record, mean)
 from mmbench.benchmarks.loading import first_field, row_image
 from mmbench.benchmarks.textnorm import parse_yes_no_official, parse_yes_no_strict
 from mmbench.errors import MmbenchError
@@ -59,9 +60,14 @@ def check_reference(reference: dict) -> str | None:
     return None
 
 
-def score(reference: dict, response: str, judge_outputs=None, *, strict: bool = False) -> dict:
+PARSES = ("official", "strict")  # POPE's own parse (the default); lmms-eval's exact match
+
+
+def score(reference: dict, response: str, judge_outputs=None, *, parse: str = "official") -> dict:
     """Per sample: the parsed prediction ("yes", "no", or None under the strict parse)."""
-    predicted = parse_yes_no_strict(response) if strict else parse_yes_no_official(response)
+    if parse not in PARSES:
+        raise ValueError(f"unknown POPE parse {parse!r} (known: {', '.join(PARSES)})")
+    predicted = parse_yes_no_strict(response) if parse == "strict" else parse_yes_no_official(response)
     return {"split": reference["split"], "label": reference["answer"], "pred": predicted}
 
 
@@ -97,6 +103,21 @@ def aggregate(samples: Sequence[dict]) -> dict[str, float]:
     return metrics
 
 
+def record_from_lmms_entry(entry: dict, split: str | None, doc_id) -> Record | None:
+    """lmms-eval's POPE logs keep the label in the metric entry (`ground_truth`), not a doc."""
+    if "ground_truth" not in entry:
+        return None
+    return Record(id=f"{split}/{entry.get('question_id', doc_id)}", prompt="", image=None,
+                  reference={"answer": entry["ground_truth"], "split": split or "random"})
+
+
+LMMS = LmmsEvalTasks(
+    tasks=(("pope_random", "pope/pope_random.yaml", "random"), ("pope_pop", "pope/pope_pop.yaml", "popular"),
+           ("pope_adv", "pope/pope_adv.yaml", "adversarial")),
+    metrics=("f1", "accuracy", "precision", "recall", "yes_ratio"),
+    record_from_entry=record_from_lmms_entry,
+)
+
 BENCHMARK = Benchmark(
     name="pope",
     version=VERSION,
@@ -111,4 +132,7 @@ BENCHMARK = Benchmark(
     aggregate=aggregate,
     reference_keys=("answer", "split"),
     check_reference=check_reference,
+    parses=PARSES,
+    details=(DetailGroup("POPE splits", (*(f"{split}/f1" for split in SPLITS), "yes_ratio")),),
+    lmms=LMMS,
 )

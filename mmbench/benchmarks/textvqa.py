@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from mmbench.benchmarks.base import SINGLE_WORD, Benchmark, GenerationSettings, Record, mean
+from mmbench.benchmarks.base import SINGLE_WORD, Benchmark, GenerationSettings, LmmsEvalTasks, Record, mean
 from mmbench.benchmarks.loading import first_field, row_image
 from mmbench.benchmarks.textnorm import normalize_vqa_answer
 
@@ -64,4 +64,5 @@ BENCHMARK = Benchmark(
     score=score,
     aggregate=aggregate,
     reference_keys=("answers",),
+    lmms=LmmsEvalTasks(tasks=(("textvqa_val", "textvqa/textvqa_val.yaml", None),), metrics=("accuracy",)),
 )

@@ -34,14 +34,11 @@ def validate_sample(benchmark: Benchmark, sample: dict, where: str) -> None:
                                "use --rejudge to call the judge")
 
 
-def score_samples(benchmark: Benchmark, samples: Sequence[dict], *, strict: bool = False,
-                  source: str = "samples") -> tuple[list[dict], dict]:
-    """Per-sample scores and the metrics; samples must already be validated."""
-    per_sample = []
-    for sample in samples:
-        outputs = (sample.get("judge") or {}).get("outputs")
-        options = {"strict": strict} if benchmark.name == "pope" else {}
-        per_sample.append(benchmark.score(sample["reference"], sample["response"], outputs, **options))
+def score_samples(benchmark: Benchmark, samples: Sequence[dict], *, parse: str | None = None
+                  ) -> tuple[list[dict], dict]:
+    """Per-sample scores and the metrics; samples must already be validated.  `parse` names the
+    parse the run asks for (None: each benchmark's default; see `Benchmark.parses`)."""
+    per_sample = [benchmark.score_sample(sample, parse) for sample in samples]
     scored = [s for s in per_sample if not s.get("failed")]
     metrics = benchmark.aggregate(scored) if scored else {}
     return per_sample, metrics
@@ -64,6 +61,11 @@ def build_results(benchmark: Benchmark, per_sample: Sequence[dict], metrics: dic
     return results
 
 
+def requested_parse(strict: bool) -> str | None:
+    """`--strict` as a parse request: benchmarks that have a "strict" parse use it."""
+    return "strict" if strict else None
+
+
 def score_file(benchmark: Benchmark, path: Path, *, strict: bool = False) -> dict:
     from mmbench.harness.runfiles import read_samples
 
@@ -72,10 +74,9 @@ def score_file(benchmark: Benchmark, path: Path, *, strict: bool = False) -> dic
         raise MmbenchError(f"{path}: no samples to score (the file is empty)")
     for sample in samples:
         validate_sample(benchmark, sample, f"{path}:{sample['_line']}")
-    per_sample, metrics = score_samples(benchmark, samples, strict=strict)
+    per_sample, metrics = score_samples(benchmark, samples, parse=requested_parse(strict))
     judge_models = sorted({(s.get("judge") or {}).get("model") for s in samples if s.get("judge")} - {None})
-    config = {"source": str(path), "parse": "strict" if strict else "official"} if benchmark.name == "pope" \
-        else {"source": str(path)}
+    config = {"source": str(path), **benchmark.parse_config(requested_parse(strict))}
     if judge_models:
         config["judge_model"] = judge_models[0] if len(judge_models) == 1 else judge_models
     return build_results(benchmark, per_sample, metrics, config)

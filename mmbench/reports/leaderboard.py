@@ -10,22 +10,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmbench.benchmarks import BENCHMARKS, IDS, get_benchmark
-from mmbench.reports.collect import ModelRun, collect_runs
+from mmbench.benchmarks import get_benchmark
+from mmbench.reports.collect import ModelRun, benchmark_columns, collect_runs
 from mmbench.reports.stats import Interval, bootstrap_interval, paired_difference
-
-DETAIL_GROUPS = {
-    "POPE splits": ("pope", ["random/f1", "popular/f1", "adversarial/f1", "yes_ratio"]),
-    "MMHal question types": ("mmhal", [f"type/{t}" for t in ("attribute", "adversarial", "comparison", "counting",
-                                                              "relation", "environment", "holistic", "other")]),
-    "MMHal-V question types": ("mmhal_v", [f"type/{t}" for t in ("attribute", "adversarial", "comparison",
-                                                                  "counting", "relation", "environment",
-                                                                  "holistic", "other")]),
-    "MM-Vet capabilities": ("mmvet", [f"cap/{c}" for c in ("rec", "ocr", "know", "gen", "spat", "math")]),
-    "LLaVA-W categories": ("llava_w", ["conv/relative_score", "detail/relative_score", "complex/relative_score"]),
-    "Object recall and CHAIR": ("coco_recall", ["recall", "chair_i", "chair_s"]),
-}
-
 
 def md_cell(value) -> str:
     """Escape anything that could break a Markdown table: pipes, newlines, HTML."""
@@ -36,25 +23,6 @@ def md_cell(value) -> str:
 
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
-def per_sample_scores(run: ModelRun, benchmark: str) -> dict[str, dict]:
-    """id -> per-sample score dict, failures dropped; empty when the samples file is absent."""
-    from mmbench.harness.runfiles import read_samples
-
-    path = run.samples_path(benchmark)
-    if not path.exists():
-        return {}
-    bench = get_benchmark(benchmark)
-    strict = run.results.get(benchmark, {}).get("config", {}).get("fingerprint", {}).get("parse") == "strict"
-    scores = {}
-    for sample in read_samples(path):
-        outputs = (sample.get("judge") or {}).get("outputs")
-        options = {"strict": strict} if benchmark == "pope" else {}
-        score = bench.score(sample["reference"], sample["response"], outputs, **options)
-        if not score.get("failed"):
-            scores[sample["id"]] = score
-    return scores
 
 
 @dataclass
@@ -92,18 +60,18 @@ def build_rows(runs: list[ModelRun], replicates: int = 1000, aggregate_seeds: bo
         key = (run.knob, run.value) if aggregate_seeds and run.knob not in ("", "base") else (run.model,)
         groups.setdefault(key, []).append(run)
     base = next((r for r in runs if r.is_base), None)
-    base_scores = {b: per_sample_scores(base, b) for b in base.results} if base else {}
+    base_scores = {b: base.sample_scores(b) for b in base.results} if base else {}
     rows = []
     for members in groups.values():
         first = members[0]
         cells = {}
-        for benchmark in IDS:
+        for benchmark in benchmark_columns(runs):
             values = [v for v in (_headline(m, benchmark) for m in members) if v is not None]
             if not values:
                 cells[benchmark] = Cell(None)
                 continue
-            bench = BENCHMARKS[benchmark]
-            scores = [per_sample_scores(m, benchmark) for m in members if benchmark in m.results]
+            bench = get_benchmark(benchmark)
+            scores = [m.sample_scores(benchmark) for m in members if benchmark in m.results]
             cell = Cell(sum(values) / len(values), n_failed=sum(m.results[benchmark].get("n_failed", 0)
                                                                  for m in members if benchmark in m.results))
             if replicates and all(scores):
@@ -124,31 +92,40 @@ def build_rows(runs: list[ModelRun], replicates: int = 1000, aggregate_seeds: bo
 
 
 def leaderboard_frame(rows: list[Row]):
-    """The CSV contract: model, knob, value, seed, then the eight headline metrics."""
+    """The CSV contract: model, knob, value, seed, then the eight headline metrics (and those of
+    plug-in benchmarks the runs hold)."""
     import pandas as pd
 
+    columns = _columns(rows)
     records = []
     for row in rows:
         record = {"model": row.model, "knob": row.knob, "value": row.value, "seed": row.seed}
-        record.update({b: row.cells[b].value for b in IDS})
+        record.update({b: row.cells[b].value for b in columns})
         records.append(record)
-    frame = pd.DataFrame.from_records(records, columns=["model", "knob", "value", "seed", *IDS])
+    frame = pd.DataFrame.from_records(records, columns=["model", "knob", "value", "seed", *columns])
     frame["seed"] = frame["seed"].astype("Int64")  # the base row has no seed; keep the others integers
     return frame
 
 
+def _columns(rows: list[Row]) -> list[str]:
+    return list(rows[0].cells) if rows else []
+
+
 def _best(rows: list[Row], benchmark: str) -> float | None:
+    """The best headline value in a column, by its direction (lower is better for CHAIR-like
+    headlines)."""
+    bench = get_benchmark(benchmark)
     values = [r.cells[benchmark].value for r in rows if r.cells[benchmark].value is not None]
-    return max(values) if values else None
+    return bench.best(values, bench.headline)
 
 
 def leaderboard_markdown(rows: list[Row], runs: list[ModelRun]) -> str:
     from tabulate import tabulate
 
-    present = [b for b in IDS if any(r.cells[b].value is not None for r in rows)]
+    present = [b for b in _columns(rows) if any(r.cells[b].value is not None for r in rows)]
     show_engine = any(r.engine != "mmbench" for r in rows)
     headers = ["model", "knob", "value", "seed", *(["engine"] if show_engine else []),
-               *[f"{b} ({BENCHMARKS[b].headline})" for b in present]]
+               *[f"{b} ({get_benchmark(b).headline})" for b in present]]
     table = []
     for row in rows:
         line = [md_cell(row.model), md_cell(row.knob), _fmt(row.value, 2) if row.value is not None else "",
@@ -173,10 +150,11 @@ def leaderboard_markdown(rows: list[Row], runs: list[ModelRun]) -> str:
              "Bold: best in column. (±x): difference from the base model; `*`: the paired bootstrap 95% "
              "interval of that difference excludes 0. [a, b]: bootstrap 95% interval over samples (and seeds).",
              "", _footer(runs, present)]
-    for title, (benchmark, metrics) in DETAIL_GROUPS.items():
-        detail = _detail_table(rows, benchmark, metrics)
-        if detail:
-            parts += ["", f"## {title}", "", detail]
+    for benchmark in present:  # each benchmark's own detail tables (splits, types, capabilities)
+        for group in get_benchmark(benchmark).details:
+            detail = _detail_table(rows, benchmark, list(group.metrics))
+            if detail:
+                parts += ["", f"## {group.title}", "", detail]
     return "\n".join(parts) + "\n"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from mmbench.benchmarks import BENCHMARKS, IDS
+from mmbench.benchmarks import get_benchmark
 
 KNOB_LABELS = {"gamma": "γ (weight of the external-rejected DPO term)", "p": "p (share of offline pairs)"}
 
@@ -17,7 +17,8 @@ def plot_ablation(knob: str, points, base, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    present = [b for b in IDS if any(p.cells[b].value is not None for p in points)]
+    columns = list(points[0].cells) if points else []  # the leaderboard's columns
+    present = [b for b in columns if any(p.cells[b].value is not None for p in points)]
     cols = 4
     rows = max(1, math.ceil(len(present) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
@@ -40,7 +41,7 @@ def plot_ablation(knob: str, points, base, path: Path) -> Path:
             ax.axhline(cell.value, color="grey", linestyle="--", label="base")
             if cell.interval is not None and math.isfinite(cell.interval.low):
                 ax.axhspan(cell.interval.low, cell.interval.high, color="grey", alpha=0.15)
-        ax.set_title(f"{benchmark} ({BENCHMARKS[benchmark].headline})")
+        ax.set_title(f"{benchmark} ({get_benchmark(benchmark).headline})")
         ax.set_xlabel(knob)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(present):]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from mmbench.benchmarks import BENCHMARKS, IDS
+from mmbench.benchmarks import IDS, get_benchmark
 from mmbench.reports.collect import ModelRun
 from mmbench.reports.stats import paired_difference
 
@@ -69,11 +69,9 @@ def _side(runs: list[ModelRun], side) -> list[ModelRun]:
 
 def _pooled(members: list[ModelRun], benchmark: str, seeds: list) -> dict[str, dict]:
     """Per-sample scores keyed by (seed, id): seeds pool; a seedless side (the base) repeats."""
-    from mmbench.reports.leaderboard import per_sample_scores
-
     out = {}
     for run in members:
-        scores = per_sample_scores(run, benchmark)
+        scores = run.sample_scores(benchmark)
         for seed in (seeds if run.seed is None else [run.seed]):
             out.update({f"{seed}/{i}": s for i, s in scores.items()})
     return out
@@ -90,7 +88,7 @@ def build_scorecard(runs: list[ModelRun], replicates: int = 1000) -> list[tuple[
         for column, benchmark in enumerate(IDS):
             entry = Entry(PAPER_ROWS[paper_a][column] - PAPER_ROWS[paper_b][column])
             if all(benchmark in r.results for r in a + b):
-                bench = BENCHMARKS[benchmark]
+                bench = get_benchmark(benchmark)
                 pa, pb = _pooled(a, benchmark, seeds), _pooled(b, benchmark, seeds)
                 diff = paired_difference(pa, pb, bench.aggregate, bench.headline, replicates=max(replicates, 1))
                 if diff is not None and math.isfinite(diff.estimate):
