@@ -1,5 +1,6 @@
-"""`mmbench ablate gamma|p`: train a checkpoint per grid point, evaluate each and the base on the
-same benchmarks, and write the leaderboard and plot.
+"""`mmbench ablate <knob>`: train a checkpoint per grid point, evaluate each and the base on the
+same benchmarks, and write the leaderboard and plot.  A knob is an option a trainer declares
+ablatable (bdhs: gamma, mixed-dpo: p, or a plug-in's own; mmbench/trainers/registry.py).
 
 Layout of the output folder:
   ablation.json                 the resolved configuration
@@ -21,12 +22,8 @@ from pathlib import Path
 
 from mmbench.errors import MmbenchError
 
-KNOBS = {"gamma": "bdhs", "p": "mixed-dpo"}
 DATA_OPTIONS = ("data_format", "image_root", "subset", "subset_seed", "skip_bad_rows", "pairs")
 
-# The tiny world base moves at learning rates a 7B LoRA run would never use; these apply only
-# when the base is the shipped world model and the user set no value of their own.
-WORLD_TRAIN_DEFAULTS = {"lr": 2e-5, "batch_size": 16, "beta": 0.1}
 
 
 @dataclass
@@ -34,7 +31,8 @@ class AblationConfig:
     knob: str = "gamma"
     values: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
     seeds: list[int] = field(default_factory=lambda: [1])
-    base: str | None = None  # None: the shipped world base
+    suite: str | None = None  # where defaults come from (mmbench/suites); None: detected, else world
+    base: str | None = None  # None: the suite's base (the shipped world base)
     data: str | None = None  # preference JSONL; None: the world's set
     # Preference-source options (mmbench/trainers/sources), passed to every point's training when set.
     data_format: str | None = None
@@ -43,7 +41,7 @@ class AblationConfig:
     subset_seed: int | None = None
     skip_bad_rows: bool | None = None
     pairs: str | None = None
-    eval_data: str | None = None  # None: world for world models, else the hub
+    eval_data: str | None = None  # None: the suite's data for every benchmark
     benchmarks: str = "all"
     max_steps: int = 60
     limit: int | None = None  # records per benchmark (per POPE split) in every evaluation
@@ -51,13 +49,14 @@ class AblationConfig:
     max_new_tokens: int | None = None  # cap on answer length in every evaluation
     out: str = ""
     point: int | None = None
-    train: dict = field(default_factory=dict)  # TrainConfig fields (lr, beta, batch_size, ...)
+    train: dict = field(default_factory=dict)  # TrainConfig options (lr, beta, ...) and sections ({"bdhs": {...}})
 
     def validate(self) -> "AblationConfig":
-        if self.knob not in KNOBS:
-            raise MmbenchError(f"unknown knob {self.knob!r}: use gamma or p")
-        if not self.values or any(not 0.0 <= v <= 1.0 for v in self.values):
-            raise MmbenchError(f"--values must lie within [0, 1], got {self.values}")
+        from mmbench.trainers.registry import get_knob
+
+        get_knob(self.knob)  # unknown: one line with the closest knob
+        if not self.values:
+            raise MmbenchError("--values needs at least one value")
         if not self.seeds:
             raise MmbenchError("--seeds needs at least one seed")
         if len(set(self.values)) != len(self.values) or len(set(self.seeds)) != len(self.seeds):
@@ -77,8 +76,8 @@ class AblationConfig:
         from mmbench.harness.runfiles import check_writable
 
         check_writable(self.folder)
-        # Every point's training options, fully checked (types, ranges, the knob's value) now,
-        # not after the base evaluation and the shared precompute.
+        # Every point's training options, fully checked (types, ranges, the knob's value — its
+        # trainer's own range check) now, not after the base evaluation and the shared precompute.
         for value in self.values:
             train_config(self, value, self.seeds[0])
         return self
@@ -88,36 +87,20 @@ class AblationConfig:
         return Path(self.out or f"ablations/{self.knob}")
 
 
-def load_config_file(path: Path) -> dict:
-    """A TOML or YAML file whose keys are AblationConfig fields (`train` a table of TrainConfig),
-    checked against their types here, so that a wrong value fails before any work."""
-    from mmbench.errors import check_fields, read_text
+def load_config_file(path: Path, knob: str | None = None) -> dict:
+    """A TOML or YAML file whose keys are AblationConfig fields (`train` a table of TrainConfig
+    options, with a section per trainer: `[train.bdhs]`), checked against their types here, so
+    that a wrong value fails before any work."""
+    from mmbench.errors import check_fields, read_table_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise MmbenchError(f"config file not found: {path}")
-    text = read_text(path)
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-            data = {} if data is None else data
-        else:
-            import tomllib
-
-            data = tomllib.loads(text)
-    except Exception as exc:  # both parsers have their own error classes
-        raise MmbenchError(f"{path}: cannot parse ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise MmbenchError(f"{path}: expected a table of options at the top level, got {type(data).__name__}")
+    data = read_table_file(path)
     check_fields(AblationConfig, data, str(path))
-    if "knob" in data and data["knob"] not in KNOBS:
-        raise MmbenchError(f"{path}: knob must be gamma or p, got {data['knob']!r}")
     if "train" in data:  # (imports torch: only when the file has a [train] table)
         from mmbench.trainers.config import TrainConfig
+        from mmbench.trainers.registry import get_knob
 
-        check_fields(TrainConfig, data["train"], str(path), "train.")
+        trainer = get_knob(knob or data.get("knob", "gamma")).trainer
+        TrainConfig.from_dict({**data["train"], "trainer": trainer}, str(path), "train.")
     return data
 
 
@@ -127,9 +110,18 @@ def resolve_config(knob: str, file: Path | None, overrides: dict) -> AblationCon
 
     data: dict = {"knob": knob}
     if file is not None:
-        data.update(load_config_file(file))
+        data.update(load_config_file(file, knob))
         data["knob"] = knob
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    train = overrides.get("train")
+    data.update({k: v for k, v in overrides.items() if v is not None and k != "train"})
+    if train:  # training options from the command line (--set) win over the file's, key by key
+        from mmbench.trainers.config import merge, sectioned
+        from mmbench.trainers.registry import get_knob
+
+        trainer = get_knob(knob).trainer
+        layers = [sectioned({**layer, "trainer": trainer}, "ablate options", "train.")
+                  for layer in (data.get("train") or {}, train)]
+        data["train"] = {k: v for k, v in merge(*layers).items() if k != "trainer"}
     check_fields(AblationConfig, data, "ablate options")
     return AblationConfig(**data).validate()
 
@@ -153,20 +145,37 @@ def grid(config: AblationConfig) -> list[tuple[float, int]]:
     return [(v, s) for v in values for s in config.seeds]
 
 
-def train_config(config: AblationConfig, value: float, seed: int):
+def point_options(config: AblationConfig, value: float, seed: int):
+    """One point's training options (types checked, not yet validated): the knob's value goes
+    into its trainer's section, e.g. {"bdhs": {"gamma": 0.25}}."""
     from mmbench.trainers.config import TrainConfig
+    from mmbench.trainers.registry import get_knob
 
-    options = ({**WORLD_TRAIN_DEFAULTS, **config.train} if config.base is None else dict(config.train))
-    options.update(trainer=KNOBS[config.knob], base=config.base, data=config.data, seed=seed,
+    knob = get_knob(config.knob)
+    # A suite's own base may need training defaults of its own (the tiny world base moves at
+    # learning rates a 7B LoRA run would never use); the user's values win.
+    defaults = getattr(ablation_suite(config), "train_defaults", {}) if config.base is None else {}
+    options = {**defaults, **config.train}
+    options.update(trainer=knob.trainer, suite=config.suite, base=config.base, data=config.data, seed=seed,
                    max_steps=config.max_steps, out=str(config.folder / "checkpoints" / point_name(config.knob, value, seed)),
                    cache_dir=str(config.folder / "cache"))
     options.update({k: getattr(config, k) for k in DATA_OPTIONS if getattr(config, k) is not None})
-    options[config.knob] = value
+    options[knob.trainer] = {**(options.get(knob.trainer) or {}), knob.option: value}
     # Every point trains on the same first rows — the ones max_steps × batch can reach — so the
     # shared precompute (BDHS negatives, reference log-probs) covers exactly what is used.
-    batch = options.get("batch_size", TrainConfig.batch_size)
-    options.setdefault("limit", config.max_steps * batch)
-    return TrainConfig.from_dict(options).validate()
+    options.setdefault("limit", config.max_steps * options.get("batch_size", TrainConfig.batch_size))
+    return TrainConfig.from_dict(options)
+
+
+def ablation_suite(config: AblationConfig):
+    """The suite the grid's defaults come from: --suite, else the one that claims --data, else the default."""
+    from mmbench.suites import claimed_suite, get_suite
+
+    return get_suite(config.suite) if config.suite else (claimed_suite(config.data) or get_suite(None))
+
+
+def train_config(config: AblationConfig, value: float, seed: int):
+    return point_options(config, value, seed).validate()
 
 
 def plan_grid(config: AblationConfig, benchmarks, overwrite: bool = False) -> list[dict]:
@@ -178,7 +187,7 @@ def plan_grid(config: AblationConfig, benchmarks, overwrite: bool = False) -> li
 
     def eval_rows(model: str | None, name: str) -> list[dict]:
         request = EvalRequest(model=model, benchmarks=benchmarks, data=config.eval_data, out=config.folder / "runs",
-                              limit=config.limit, max_new_tokens=config.max_new_tokens, name=name,
+                              suite=config.suite, limit=config.limit, max_new_tokens=config.max_new_tokens, name=name,
                               overwrite=overwrite, why=True, distributed=False)
         return run_eval(request)["plans"]
 
@@ -194,7 +203,7 @@ def plan_grid(config: AblationConfig, benchmarks, overwrite: bool = False) -> li
             continue
         for seed in config.seeds:
             cfg = train_config(config, value, seed)
-            key = training_provenance(get_trainer(KNOBS[config.knob]), cfg)["key"]
+            key = training_provenance(get_trainer(cfg.trainer), cfg)["key"]
             train, conflict = checkpoint_status(Path(cfg.out), key)
             row = {"point": str(index), "value": value, "seed": seed, "train": train, "conflict": conflict,
                    "eval": "after training"}
@@ -228,22 +237,29 @@ def print_plan(config: AblationConfig, benchmarks, plans: list[dict]) -> None:
     console.print(table)
     cache = config.folder / "cache"
     negatives = sorted(cache.glob("bdhs-*.jsonl")) if cache.exists() else []
-    console.print(f"shared cache: {'BDHS negatives stored' if negatives else 'BDHS negatives to compute'}"
-                  f"{'' if config.knob == 'gamma' else ' (not needed for p)'}; reference log-probs in "
-                  f"{cache / 'reference-logps.sqlite'}; benchmarks: {', '.join(b.name for b in benchmarks)}")
+    bdhs = ("BDHS negatives stored" if negatives else "BDHS negatives to compute") if _needs_bdhs(config) \
+        else "no BDHS negatives needed"
+    console.print(f"shared cache: {bdhs}; reference log-probs in {cache / 'reference-logps.sqlite'}; "
+                  f"benchmarks: {', '.join(b.name for b in benchmarks)}")
     console.print(reference_plan(config))
 
 
 def reference_plan(config: AblationConfig) -> str:
     """One line: which points train without a reference model (all their reference log-probs come
     from the shared precompute, so it is never built: no frozen copy, no adapters switched off)."""
-    online = [v for v in config.values if (config.knob == "p" and v < 1)
-              or (config.knob == "gamma" and v < 1 and config.train.get("online_bdhs"))]
+    from mmbench.trainers.registry import get_knob, get_trainer
+
+    trainer = get_trainer(get_knob(config.knob).trainer)
+    samples = getattr(trainer, "samples_online", None)
+    if samples is None:  # a plug-in that does not say: its step may sample, so assume a live reference
+        return f"reference model: live at every point (trainer {trainer.name} does not declare `samples_online`)"
+    reasons = {v: samples(point_options(config, v, config.seeds[0])) for v in config.values}
+    online = [v for v, reason in reasons.items() if reason]
     if not online:
         return ("reference model: not loaded at any point — every reference log-prob comes from the shared "
                 "precompute")
     free = [v for v in config.values if v not in online]
-    why = "online pairs" if config.knob == "p" else "online BDHS negatives"
+    why = reasons[online[0]]
     listed = ", ".join(f"{config.knob}={v:g}" for v in free) or "none"
     return (f"reference model: live where {why} are sampled during training "
             f"({', '.join(f'{config.knob}={v:g}' for v in online)}); not loaded at {listed}")
@@ -254,7 +270,7 @@ def _eval(config: AblationConfig, benchmarks, model: str | None, name: str, meta
     from mmbench.harness.eval_api import EvalRequest, run_eval
 
     run_eval(EvalRequest(model=model, benchmarks=benchmarks, data=config.eval_data, out=config.folder / "runs",
-                         limit=config.limit, batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
+                         suite=config.suite, limit=config.limit, batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
                          name=name, meta=meta, show_progress=True, distributed=distributed, overwrite=overwrite))
 
 
@@ -271,11 +287,20 @@ def precompute(config: AblationConfig, benchmarks, overwrite: bool = False) -> N
     if dist.main:
         with FileLock(str(config.folder / ".precompute.lock")):
             _eval(config, benchmarks, config.base, "base", {"knob": "base"}, distributed=False, overwrite=overwrite)
-            # BDHS negatives only matter if some γ < 1; reference log-probs for every point.
-            # Both caches are keyed by content (base, options, rows), so a changed grid misses them.
-            needs_bdhs = config.knob == "gamma" and any(v < 1 for v in config.values)
-            precompute_shared(train_config(config, min(config.values), config.seeds[0]), bdhs=needs_bdhs)
+            # BDHS negatives only for a grid with a point that uses them (γ < 1); reference log-probs
+            # for every point.  Both caches are keyed by content (base, options, rows), so a changed
+            # grid misses them.
+            precompute_shared(train_config(config, min(config.values), config.seeds[0]), bdhs=_needs_bdhs(config))
     dist.barrier()
+
+
+def _needs_bdhs(config: AblationConfig) -> bool:
+    from mmbench.trainers.registry import get_knob, get_trainer
+
+    from mmbench.trainers.setup import needs
+
+    trainer = get_trainer(get_knob(config.knob).trainer)
+    return any(needs(trainer, "bdhs", point_options(config, v, config.seeds[0])) for v in config.values)
 
 
 def run_ablation(config: AblationConfig, overwrite: bool = False, why: bool = False) -> dict:
@@ -309,7 +334,7 @@ def run_ablation(config: AblationConfig, overwrite: bool = False, why: bool = Fa
         name = point_name(config.knob, value, seed)
         cfg = train_config(config, value, seed)
         cfg.overwrite = overwrite
-        trainer = get_trainer(KNOBS[config.knob])
+        trainer = get_trainer(cfg.trainer)
         trainer.setup(cfg)  # an identical finished checkpoint is reused, a partial one resumed
         if not getattr(trainer, "reused", False):
             console.print(f"[bold]training {name}[/bold]")

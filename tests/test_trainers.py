@@ -186,3 +186,97 @@ def test_online_bdhs_generates_negatives_from_the_policy(world, tmp_path, monkey
     out = train(world, "bdhs", tmp_path / "online", gamma=0.0, online_bdhs=True, max_steps=2)
     assert calls == [4, 4]  # one batch of negatives per step, none precomputed
     assert "bdhs/margin" in (out / "log.jsonl").read_text()
+
+
+def _prompts_file(world, name="prompts.jsonl", question="describe the image ."):
+    rows = [{"id": f"q{i}", "image": f"images/{i}.png", "prompt": question} for i in range(3)]  # prompt-only rows
+    path = world["prefs"].parent / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_online_pairs_take_their_prompts_from_the_prompt_source(world, tmp_path, monkeypatch):
+    from mmbench.harness.provenance import Conflict
+
+    seen = []
+
+    class Spy(ShorterIsBetter):
+        def prefer(self, items):
+            seen.extend((item.context["id"], item.prompt) for item in items)
+            return super().prefer(items)
+
+    monkeypatch.setattr("mmbench.trainers.setup.make_annotator", lambda config, data: Spy())
+    prompts = _prompts_file(world)
+    out = train(world, "mixed-dpo", tmp_path / "p0", p=0.0, online_max_tokens=8, prompts=str(prompts))
+    assert len(seen) == 2 * 4 and {i for i, _ in seen} <= {"q0", "q1", "q2"}
+    assert {q for _, q in seen} == {"describe the image ."}  # never the preference file's question
+    key = json.loads((out / "provenance.json").read_text())["key"]["config"]
+    assert key["mixed-dpo"]["p"] == 0.0 and "prompt_data" in key
+    _prompts_file(world, question="what colour is the square ?")  # same path, other prompts: another run
+    with pytest.raises(Conflict, match="prompt_data"):
+        train(world, "mixed-dpo", tmp_path / "p0", p=0.0, online_max_tokens=8, prompts=str(prompts))
+
+
+def test_a_bad_prompt_source_is_one_line_before_any_model_loads(world, tmp_path, monkeypatch, capsys):
+    from mmbench.cli import main
+
+    monkeypatch.setattr("mmbench.harness.model.load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    common = ["train", "mixed-dpo", "--base", str(world["base"]), "--data", str(world["prefs"]), "--p", "0.5",
+              "--out", str(tmp_path / "ck")]
+    bad = tmp_path / "prompts.jsonl"
+    bad.write_text(json.dumps({"id": "a", "prompt": "describe", "image": "nope.png"}) + "\n")
+    for path, message in ((tmp_path / "missing.jsonl", "not found"), (bad, "image not found")):
+        with pytest.raises(SystemExit) as exit_:
+            main([*common, "--prompts", str(path)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "ck").exists()
+
+
+def test_train_options_come_in_sections_from_file_flags_and_set(world, tmp_path, monkeypatch):
+    from mmbench.cli import main
+    from mmbench.trainers import bdhs
+
+    monkeypatch.setattr(bdhs, "load_embedder", lambda name: lambda texts: torch.nn.functional.normalize(
+        torch.stack([torch.tensor([float(len(t)), float(t.count(" ")) + 1.0]) for t in texts]), dim=-1))
+    config = tmp_path / "train.toml"  # a flat old name (gamma) and sections: the section wins
+    config.write_text("lr = 0.01\ngamma = 0.9\nbatch_size = 4\n\n[bdhs]\ngamma = 0.3\nrho_th = 0.5\n"
+                      "sentence_tokens = 6\n\n[mixed-dpo]\np = 0.2\n")
+    out = tmp_path / "ck"
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "bdhs", "--base", str(world["base"]), "--data", str(world["prefs"]), "--config", str(config),
+              "--max-steps", "1", "--rho-th", "0.7", "--out", str(out), "--seed", "0",
+              "--set", "gamma=0.25", "--set", "bdhs.full_tokens=8", "--set", "bdhs.max_tries=2"])
+    assert exit_.value.code == 0
+    saved = json.loads((out / "train_config.json").read_text())
+    assert (saved["lr"], saved["batch_size"], saved["trainer"]) == (0.01, 4, "bdhs")
+    assert saved["bdhs"]["gamma"] == 0.25  # --set beat the file's section
+    sampler = saved["bdhs"]["sampler"]
+    assert (sampler["rho_th"], sampler["sentence_tokens"], sampler["full_tokens"], sampler["max_tries"]) == (0.7, 6, 8, 2)
+    assert "mixed-dpo" not in saved and "gamma" not in saved and "p" not in saved  # only the trainer's own section
+    assert "bdhs/loss" in (out / "log.jsonl").read_text()
+
+
+def test_unknown_and_out_of_range_trainer_options_are_one_line(world, tmp_path, capsys):
+    from mmbench.cli import main
+
+    for args, message in ((["--set", "gama=0.3"], "unknown training option(s) gama"),
+                          (["--set", "bdhs.rho_thh=1"], "unknown key(s) bdhs.rho_thh"),
+                          (["--gamma", "1.5"], "--gamma must be within [0, 1]"),
+                          (["--set", "bdhs.rho_th=high"], "bdhs.sampler.rho_th must be a number")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", "bdhs", "--base", str(world["base"]), "--data", str(world["prefs"]),
+                  "--out", str(tmp_path / "x"), *args])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and len(err) == 1 and message in err[0], (args, err)
+
+
+def test_accelerate_state_reset_refuses_an_accelerate_without_it(monkeypatch):
+    import importlib.metadata
+
+    from mmbench.trainers.loop import reset_accelerate_state
+
+    reset_accelerate_state()  # the installed accelerate: fine
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.19.1")
+    with pytest.raises(MmbenchError, match="accelerate 0.19.1 cannot reset its state between runs"):
+        reset_accelerate_state()

@@ -9,24 +9,10 @@ see mmbench/trainers/sources/."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from mmbench.errors import MmbenchError, iter_lines
-from mmbench.harness.generation import GenerationRequest
-
-
-@dataclass(frozen=True)
-class PreferenceExample:
-    id: str
-    prompt: str
-    image: Path | None
-    chosen: str | None = None
-    rejected: str | None = None
-
-    @property
-    def request(self) -> GenerationRequest:
-        return GenerationRequest(prompt=self.prompt, image=self.image)
+from mmbench.trainers.sources.base import PreferenceExample
 
 
 def _resolve_image(path: Path, image: str) -> Path | None:

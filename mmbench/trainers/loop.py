@@ -37,7 +37,7 @@ class TrainContext:
     offline_bdhs: dict = field(default_factory=dict)
     embed: Any = None
     annotator: Any = None
-    extras: dict = field(default_factory=dict)
+    prompts: list[PreferenceExample] | None = None  # prompt-only rows for online sampling (--prompts)
 
     def step_generator(self, step: int, salt: int = 0) -> torch.Generator:
         """Identical on every process: online/offline coins and sampling noise per step."""
@@ -204,12 +204,7 @@ def run_training(config: TrainConfig, adapter, step_fn: StepFn, examples: list[P
 
     work = partial_dir(Path(config.out))
     if accelerator is None:
-        # accelerate keeps one state per process; a previous run in this process (another grid
-        # point, or a TRL run with bf16) would refuse new settings.  The process group stays.
-        from accelerate.state import AcceleratorState, GradientState
-
-        AcceleratorState._reset_state(reset_partial_state=False)
-        GradientState._reset_state()
+        reset_accelerate_state()
     accelerator = accelerator or Accelerator(gradient_accumulation_steps=config.grad_accum,
                                              mixed_precision=config.mixed_precision,
                                              cpu=not torch.cuda.is_available())
@@ -286,6 +281,22 @@ def run_training(config: TrainConfig, adapter, step_fn: StepFn, examples: list[P
                 _save_state(accelerator, work, step + 1)
     accelerator.wait_for_everyone()
     return TrainResult(accelerator, policy, adapter, config, work, last)
+
+
+def reset_accelerate_state() -> None:
+    """accelerate keeps one state per process; a previous run in this process (another grid point,
+    or a TRL run with bf16) would refuse new settings.  The process group stays."""
+    from importlib.metadata import version
+
+    from accelerate.state import AcceleratorState, GradientState
+
+    # No public reset exists (accelerate 1.15); the private one has kept this form since 0.20.
+    installed = version("accelerate")
+    if tuple(int(x) for x in installed.split(".")[:2] if x.isdigit()) < (0, 20) \
+            or not hasattr(AcceleratorState, "_reset_state") or not hasattr(GradientState, "_reset_state"):
+        raise MmbenchError(f"accelerate {installed} cannot reset its state between runs; install accelerate>=0.30")
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
 
 
 def _trim_log(log_path: Path, start: int) -> None:

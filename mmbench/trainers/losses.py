@@ -1,11 +1,13 @@
 """DPO maths on sequence log-probabilities — the one loss every trainer shares.
 
-Variants are options of this one loss, not classes: Eq. 5's γ mixes two DPO terms that share
-the chosen response, and Mixed-DPO's p picks, per example, which pair a term is computed on.
+Variants are weightings of one loss, not classes: a DPO term per (chosen, negative-source) pair
+and a weight per source.  Eq. 5's γ weighs two sources that share the chosen response; Mixed-DPO's
+p picks, per example, which source (offline or online pair) the example is scored on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -44,31 +46,64 @@ def dpo_sigmoid(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_
     return DPOTerms(losses, beta * chosen.detach(), beta * rejected.detach())
 
 
-def gamma_mixed_loss(policy: dict[str, torch.Tensor], reference: dict[str, torch.Tensor], gamma: float,
-                     beta: float) -> tuple[torch.Tensor, dict[str, DPOTerms]]:
-    """Eq. 5: γ·DPO(chosen, external) + (1−γ)·DPO(chosen, bdhs), averaged over the batch.
+@dataclass
+class PairLogps:
+    """Sequence log-probs of one (chosen, rejected) pair per example under policy and reference.
 
-    `policy`/`reference` hold per-example log-probs under keys "chosen", "external", "bdhs";
-    a term with weight 0 is skipped, so γ = 1 needs no BDHS column and γ = 0 no external one."""
+    `rows` are the batch positions the examples hold when a pair covers only part of the batch
+    (Mixed-DPO scores offline and online pairs on different examples); None: all, in order."""
+
+    policy_chosen: torch.Tensor
+    policy_rejected: torch.Tensor
+    reference_chosen: torch.Tensor
+    reference_rejected: torch.Tensor
+    rows: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, policy: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor], chosen: str,
+           rejected: str, rows: torch.Tensor | None = None) -> "PairLogps":
+        """The pair (chosen, rejected) from per-column log-probs, e.g. {"chosen", "external", "bdhs"}."""
+        return cls(policy[chosen], policy[rejected], reference[chosen], reference[rejected], rows)
+
+
+PairLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float], DPOTerms]
+
+
+def preference_loss(pairs: Mapping[str, PairLogps], weights: Mapping[str, float | torch.Tensor], beta: float,
+                    batch_size: int | None = None, term: PairLoss = dpo_sigmoid
+                    ) -> tuple[torch.Tensor, dict[str, DPOTerms]]:
+    """Both knobs in one formula: (1/N) Σ_sources Σ_examples w_s,i · ℓ(pair_s, i).
+
+    A source is one (chosen, negative) pair, named by the caller.  Its weight is a number (Eq. 5:
+    {"external": γ, "bdhs": 1−γ}) or one weight per batch example (Eq. 4: a per-example choice
+    of source, 1/0 from the coin).  A source whose weight is 0 is not scored at all, so its
+    columns need not exist (γ = 1 never touches BDHS).  `term` is the per-example loss of a
+    pair (sigmoid DPO; a plug-in may pass IPO or any other)."""
+    n = batch_size
+    if n is None:
+        sizes = {len(p.policy_chosen) for p in pairs.values() if p.rows is None}
+        if len(sizes) != 1:
+            raise ValueError("batch_size is needed: the pairs cover parts of the batch or disagree on its size")
+        n = sizes.pop()
     terms: dict[str, DPOTerms] = {}
-    total = torch.zeros((), device=policy["chosen"].device)
-    for negative, weight in (("external", gamma), ("bdhs", 1.0 - gamma)):
-        if weight == 0.0:
+    total = torch.zeros((), device=next(iter(pairs.values())).policy_chosen.device if pairs else None)
+    per_example = []
+    for source, weight in weights.items():
+        if not (weight.any() if torch.is_tensor(weight) else weight):
             continue
-        term = dpo_sigmoid(policy["chosen"], policy[negative], reference["chosen"], reference[negative], beta)
-        terms[negative] = term
-        total = total + weight * term.losses.mean()
+        if source not in pairs:
+            raise ValueError(f"source {source!r} has a weight but no pair (pairs: {', '.join(pairs) or 'none'})")
+        pair = pairs[source]
+        terms[source] = scored = term(pair.policy_chosen, pair.policy_rejected, pair.reference_chosen,
+                                      pair.reference_rejected, beta)
+        if torch.is_tensor(weight):
+            weight = weight.to(scored.losses)
+            per_example.append((weight if pair.rows is None else weight[pair.rows]) * scored.losses)
+        else:  # w · mean: sum / N first, so γ's terms round exactly as a plain DPO mean does
+            total = total + weight * (scored.losses.sum() / n)
+    if per_example:  # one sum over every weighted example of every source, then / N
+        total = total + torch.cat(per_example).sum() / n
     return total, terms
-
-
-def mixed_pair_loss(offline: DPOTerms | None, online: DPOTerms | None, use_offline: torch.Tensor) -> torch.Tensor:
-    """Eq. 4: per example α·L(offline) + (1−α)·L(online), α ~ Bernoulli(p) drawn by the caller."""
-    parts = []
-    if offline is not None:
-        parts.append(offline.losses * use_offline.float())
-    if online is not None:
-        parts.append(online.losses * (1.0 - use_offline.float()))
-    return torch.stack(parts).sum(0).mean()
 
 
 def term_metrics(terms: dict[str, DPOTerms]) -> dict[str, float]:

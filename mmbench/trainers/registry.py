@@ -1,17 +1,20 @@
 """Trainers are plug-ins behind one small protocol (set up, train, save).
 
-The built-ins (dpo, bdhs, mixed-dpo) are one `StepTrainer` each, differing only in their step
-function; third-party packages add trainers through the entry-point group `mmbench.trainers`,
-whose objects are zero-argument factories returning a `Trainer`."""
+The built-ins (dpo, bdhs, mixed-dpo; mmbench/trainers/builtin.py) are one `StepTrainer` each,
+differing only in their step function and options; third-party packages add trainers through the entry-point group
+`mmbench.trainers`, whose objects are zero-argument factories returning a `Trainer`.
+
+A trainer may declare its own options (`options_class`, a dataclass: its section of the config)
+and which of them can be ablated (`knobs`); `mmbench ablate <knob>` finds the trainer through the
+knob registry, built from those declarations (plus any `mmbench.knobs` entry point)."""
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, NamedTuple, Protocol
 
 from mmbench.errors import MmbenchError
+from mmbench.registry import Registry
 
 if TYPE_CHECKING:  # the config imports torch; `mmbench --help` must stay fast
     from mmbench.trainers.config import TrainConfig
@@ -22,6 +25,8 @@ ENTRY_POINT_GROUP = "mmbench.trainers"
 class Trainer(Protocol):
     name: str
     description: str
+    # Optional: `options_class` (a dataclass; none: no options) and `knobs` (names of its fields
+    # that `mmbench ablate` may sweep).
 
     def setup(self, config: TrainConfig) -> None: ...
 
@@ -30,91 +35,62 @@ class Trainer(Protocol):
     def save(self) -> Path: ...
 
 
-@dataclass
-class StepTrainer:
-    """A trainer made of the shared loop plus one step function (no inheritance involved)."""
-
-    name: str
-    description: str
-    step: Callable
-    needs_rejected: Callable[[TrainConfig], bool]
-    needs_bdhs: Callable[[TrainConfig], bool] = lambda c: False
-    needs_annotator: Callable[[TrainConfig], bool] = lambda c: False
-    _state: dict = field(default_factory=dict)
-
-    def setup(self, config: TrainConfig) -> None:
-        from mmbench.trainers.setup import prepare_run
-
-        self._state = prepare_run(self, config)
-
-    def train(self) -> dict:
-        import json
-
-        from mmbench.trainers.loop import run_training
-
-        if not self._state:
-            raise RuntimeError("setup() first")
-        if "reuse" in self._state:  # an identical checkpoint exists (same base, data, options)
-            metrics = self._state["reuse"] / "metrics.json"
-            return json.loads(metrics.read_text()) if metrics.exists() else {}
-        self._state["result"] = run_training(**self._state["loop"])
-        return self._state["result"].last
-
-    @property
-    def reused(self) -> bool:
-        return "reuse" in self._state
-
-    def save(self) -> Path:
-        from mmbench.trainers.loop import save_final
-
-        if "reuse" in self._state:
-            return self._state["reuse"]
-        return save_final(self._state["result"])
-
-
-def _builtins() -> dict[str, Callable[[], Trainer]]:
-    from mmbench.trainers import steps
-
-    text = BUILTIN_DESCRIPTIONS
-    return {
-        "dpo": lambda: StepTrainer("dpo", text["dpo"], steps.dpo_step, needs_rejected=lambda c: True),
-        "bdhs": lambda: StepTrainer("bdhs", text["bdhs"], steps.gamma_step, needs_rejected=lambda c: c.gamma > 0,
-                                    needs_bdhs=lambda c: c.gamma < 1),
-        "mixed-dpo": lambda: StepTrainer("mixed-dpo", text["mixed-dpo"], steps.mixed_step,
-                                         needs_rejected=lambda c: c.p > 0, needs_annotator=lambda c: c.p < 1),
-    }
-
-
-BUILTIN_DESCRIPTIONS = {
-    "dpo": "plain DPO on (chosen, rejected) preference pairs",
-    "bdhs": "Eq. 5: γ·DPO(chosen, external) + (1−γ)·DPO(chosen, BDHS negative)",
-    "mixed-dpo": "Eq. 4: offline pair with probability p, else an online pair ranked by the annotator",
-}
+# Built-ins by "module:attr" (nothing imported until used); plug-ins may not shadow them.
+TRAINERS: Registry[Trainer] = Registry(
+    "trainer", group=ENTRY_POINT_GROUP, factory=True,
+    builtins={"dpo": "mmbench.trainers.builtin:dpo", "bdhs": "mmbench.trainers.builtin:bdhs",
+              "mixed-dpo": "mmbench.trainers.builtin:mixed_dpo"})
 
 
 def installed_trainer_names() -> list[str]:
     """Names only (no plug-in is imported): for `mmbench train --help`."""
-    from importlib.metadata import entry_points
-
-    plugins = [e.name for e in entry_points(group=ENTRY_POINT_GROUP) if e.name not in BUILTIN_DESCRIPTIONS]
-    return [*BUILTIN_DESCRIPTIONS, *plugins]
+    return TRAINERS.names()
 
 
 def available_trainers() -> dict[str, Callable[[], Trainer]]:
-    """Built-ins plus every installed `mmbench.trainers` entry point (a plug-in may not shadow one)."""
-    from importlib.metadata import entry_points
-
-    found = _builtins()
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name not in found:
-            found[entry.name] = entry.load()
-    return found
+    """Name -> factory of every installed trainer, built-ins first."""
+    return {name: (lambda name=name: TRAINERS.get(name)) for name in TRAINERS.names()}
 
 
 def get_trainer(name: str) -> Trainer:
-    trainers = available_trainers()
-    if name not in trainers:
-        close = difflib.get_close_matches(name, list(trainers), n=1)
-        hint = f" — did you mean {close[0]!r}?" if close else ""
-        raise MmbenchError(f"unknown trainer {name!r}{hint} (installed: {', '.join(trainers)})")
-    return trainers[name]()
+    """A fresh trainer (one per run)."""
+    return TRAINERS.get(name)
+
+
+class Knob(NamedTuple):
+    """An ablatable option: the trainer that owns it and the option's name in its section."""
+
+    trainer: str
+    option: str
+
+
+def _declared_knobs(names) -> dict[str, Knob]:
+    found: dict[str, Knob] = {}
+    for name in names:
+        try:
+            trainer = TRAINERS.get(name)
+        except MmbenchError:  # a broken plug-in adds no knob; `mmbench train <it>` reports why
+            continue
+        for option in getattr(trainer, "knobs", ()) or ():
+            found.setdefault(option, Knob(name, option))
+    return found
+
+
+_KNOBS: Registry | None = None
+
+
+def knob_registry() -> Registry:
+    """Knob name -> `Knob`, from the trainers' declarations (built on first use: it instantiates
+    the trainers).  The built-in trainers' knobs are the registry's built-ins, so neither a
+    plug-in trainer nor a `mmbench.knobs` entry point can redefine `gamma` or `p`."""
+    global _KNOBS
+    if _KNOBS is None:
+        builtin = TRAINERS.builtin_names()
+        _KNOBS = Registry("knob", group="mmbench.knobs", builtins=_declared_knobs(builtin),
+                          extra=lambda: _declared_knobs([n for n in TRAINERS.names() if n not in builtin]))
+    return _KNOBS
+
+
+def get_knob(name: str) -> Knob:
+    value = knob_registry().get(name)
+    return value if isinstance(value, Knob) else Knob(*value)  # an entry point may give a (trainer, option) pair

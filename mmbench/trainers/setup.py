@@ -15,49 +15,57 @@ def default_cache_dir(config: TrainConfig) -> Path:
     return Path(config.cache_dir) if config.cache_dir else Path(config.out).parent / ".mmbench-cache"
 
 
-def resolve_base(base: str | None) -> str:
-    if base:
-        return base
-    from mmbench.world.paths import shipped_base_model
+def training_suite(config: TrainConfig):
+    """Where a run's defaults come from: --suite; else the suite that claims --data or --base
+    (world data, the shipped base); else the default suite (mmbench/suites)."""
+    from mmbench.suites import claimed_suite, get_suite
 
-    return str(shipped_base_model())
+    if config.suite:
+        return get_suite(config.suite)
+    return claimed_suite(config.data, config.base) or get_suite(None)
+
+
+def resolve_base(config: TrainConfig) -> str:
+    return config.base or training_suite(config).base_model()
 
 
 def resolve_data(config: TrainConfig) -> tuple[Path, Path | None]:
-    """(preference file, prompt-only file); the world's set is built on demand when none is given."""
+    """(preference source, prompt-only source); the suite's when --data is not given."""
     if config.data:
         return Path(config.data), Path(config.prompts) if config.prompts else None
-    from mmbench.world.build import ensure_world
-
-    world = ensure_world()
-    prompts = world / "prefs" / "prompts.jsonl"
-    return world / "prefs" / "train.jsonl", prompts if prompts.exists() else None
-
-
-def world_root(path: Path) -> Path | None:
-    """The world folder a file belongs to (it holds world.json), if any."""
-    for folder in [path.parent, *path.parents]:
-        if (folder / "world.json").exists():
-            return folder
-    return None
+    suite = training_suite(config)
+    prompts = config.prompts or suite.prompt_data()
+    return Path(suite.preference_data()), Path(prompts) if prompts else None
 
 
 def make_annotator(config: TrainConfig, data: Path):
-    """The scene judge on world data (or when asked for "scene"); else an OpenAI-compatible model."""
-    root = world_root(data)
-    if config.annotator in (None, "scene") and root is not None:
-        from mmbench.world.scene_judge import ScenePairwiseAnnotator
-
-        return ScenePairwiseAnnotator(root)
-    if config.annotator == "scene":
-        raise MmbenchError(f"--annotator scene needs world data; {data} is not inside a world folder")
+    """Who ranks online pairs: the suite's own annotator for its data (the world's scene
+    annotator) unless --annotator names a model; else an OpenAI-compatible model."""
     from mmbench.harness.judge_client import JudgeConfig
+    from mmbench.suites import claimed_suite, get_suite
+
+    own = None
+    if config.annotator in (None, "scene", "suite"):
+        suite = get_suite(config.suite) if config.suite else claimed_suite(data)
+        own = suite.annotator() if suite is not None else None
+        if own is None and config.annotator is not None:
+            raise MmbenchError(f"--annotator {config.annotator} needs a suite with an annotator of its own "
+                               f"(world data); {data} belongs to none")
+    if own is not None and not isinstance(own, JudgeConfig):
+        return own
     from mmbench.harness.judge_pairwise import OpenAIPairwiseAnnotator
     from mmbench.harness.judge_runner import check_judge_ready
 
-    judge = JudgeConfig(model=config.annotator, base_url=config.annotator_base_url)
+    judge = own or JudgeConfig(model=config.annotator, base_url=config.annotator_base_url)
     check_judge_ready(judge)
     return OpenAIPairwiseAnnotator(judge)
+
+
+def needs(trainer, what: str, config: TrainConfig) -> bool:
+    """`trainer.needs_<what>(config)`; a plug-in that implements only the protocol needs rejected
+    answers and nothing else (no BDHS negatives, annotator or prompt source)."""
+    check = getattr(trainer, f"needs_{what}", None)
+    return bool(check(config)) if check is not None else what == "rejected"
 
 
 def training_provenance(trainer, config: TrainConfig) -> dict:
@@ -67,10 +75,10 @@ def training_provenance(trainer, config: TrainConfig) -> dict:
     from mmbench.trainers.loop import used_examples
 
     config.validate()
-    config.base = resolve_base(config.base)
+    config.base = resolve_base(config)
     data, prompts = resolve_data(config)
     examples = load_preference_source(
-        str(data), need_rejected=trainer.needs_rejected(config), limit=config.limit,
+        str(data), need_rejected=needs(trainer, "rejected", config), limit=config.limit,
         data_format=config.data_format if config.data else None, image_root=config.image_root,
         subset=config.subset, subset_seed=config.subset_seed, skip_bad_rows=config.skip_bad_rows,
         pairs=config.pairs, image_cache=default_cache_dir(config) / "pref-images", quiet=True)
@@ -79,9 +87,30 @@ def training_provenance(trainer, config: TrainConfig) -> dict:
     used = {e.id for e in used_examples(examples, config.batch_size, config.max_steps, config.seed)}
     data_fingerprint = combine(sha(e.id, e.prompt, e.chosen, e.rejected,
                                    image_sha(e.image) if e.id in used else str(e.image)) for e in examples)
-    key = training_key(config.to_dict(), base_fingerprint, data_fingerprint)
+    options = config.to_dict()
+    rows = _prompt_rows(trainer, config, prompts)
+    if rows is not None:  # any row may be drawn: text and image bytes of all of them
+        options["prompt_data"] = combine(sha(e.id, e.prompt, image_sha(e.image)) for e in rows)
+    key = training_key(options, base_fingerprint, data_fingerprint)
     return {"data": data, "examples": examples, "base_fingerprint": base_fingerprint, "key": key,
-            "used": used}
+            "used": used, "prompts": rows}
+
+
+def _prompt_rows(trainer, config: TrainConfig, prompts):
+    """The prompt source's rows when the trainer samples online pairs from it (any format the
+    preference loader reads; chosen/rejected not needed), else None."""
+    import sys
+
+    from mmbench.trainers.data import load_preference_source
+
+    if prompts is None:
+        return None
+    if not needs(trainer, "prompts", config):
+        if config.prompts:
+            print(f"note: --prompts is not used by trainer {config.trainer} with these options", file=sys.stderr)
+        return None
+    return load_preference_source(str(prompts), need_chosen=False, need_rejected=False, image_root=config.image_root,
+                                  image_cache=default_cache_dir(config) / "pref-images", quiet=True)
 
 
 def _announce_data(config: TrainConfig, data, examples) -> None:
@@ -155,30 +184,32 @@ def prepare_run(trainer, config: TrainConfig, check: bool = True) -> dict:
     fingerprint = resolved["base_fingerprint"]
     cache = default_cache_dir(config)
     cache.mkdir(parents=True, exist_ok=True)
-    annotator = make_annotator(config, data) if trainer.needs_annotator(config) else None
+    annotator = make_annotator(config, data) if needs(trainer, "annotator", config) else None
     used = [e for e in examples if e.id in resolved["used"]]
 
     def prepare(ctx) -> None:
         ctx.ref_cache = RefLogpCache(cache / "reference-logps.sqlite")
         ctx.annotator = annotator
-        if not trainer.needs_bdhs(config):
+        ctx.prompts = resolved["prompts"]
+        if not needs(trainer, "bdhs", config):
             return
-        if config.online_bdhs:
-            ctx.embed = load_embedder(config.bdhs.embedder)
+        sampler = config.options.sampler
+        if config.options.online_bdhs:
+            ctx.embed = load_embedder(sampler.embedder)
             return
         # Offline BDHS from the base, shared by every γ and every run on the same base: rows are
         # keyed by their content, and only the rows this run's steps use are generated.
-        path = cache / f"bdhs-{fingerprint[:16]}-{config.bdhs.key()}.jsonl"
+        path = cache / f"bdhs-{fingerprint[:16]}-{sampler.key()}.jsonl"
         from rich.progress import Progress
 
         with FileLock(str(path) + ".lock"), Progress(transient=True) as bar:
             task = bar.add_task("BDHS negatives (offline, from the base)", total=len(used))
             # The embedder (seconds to load) is loaded only if some negative is still missing.
-            ctx.offline_bdhs = precompute_offline(ctx.adapter, used, config.bdhs, path,
+            ctx.offline_bdhs = precompute_offline(ctx.adapter, used, sampler, path,
                                                   progress=lambda n: bar.update(task, advance=n))
 
     provenance = {"key": key, "mmbench_version": mmbench_version()}
-    return {"loop": dict(config=config, adapter=adapter, step_fn=trainer.step, examples=examples,
+    return {"loop": dict(config=config, adapter=adapter, step_fn=getattr(trainer, "step", None), examples=examples,
                          reference_fingerprint=fingerprint, prepare=prepare, provenance=provenance),
             "used": used}
 
@@ -199,7 +230,7 @@ def precompute_shared(config: TrainConfig, bdhs: bool) -> None:
     adapter.model.eval()
     context = TrainContext(config, None, adapter, adapter.model, lambda: nullcontext(adapter.model),
                            loop["reference_fingerprint"], examples)
-    if bdhs or not trainer.needs_bdhs(config):
+    if bdhs or not needs(trainer, "bdhs", config):
         loop["prepare"](context)
     names = ["chosen", *(["rejected"] if all(e.rejected for e in examples) else []),
              *(["bdhs"] if context.offline_bdhs else [])]

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmbench.errors import MmbenchError
-from mmbench.trainers.data import PreferenceExample
 from mmbench.trainers.sources import mmbench_jsonl, povid, rlaif_v, rlhf_v, trl, vlfeedback
-from mmbench.trainers.sources.base import BadRow, Candidate, ParseOptions, SourceFormat
+from mmbench.trainers.sources.base import BadRow, Candidate, ParseOptions, PreferenceExample, SourceFormat
 from mmbench.trainers.sources.tables import ArrowTable, JsonTable, ParquetTable, Table
 
 # Detection order matters: the first format whose columns match wins.

@@ -5,6 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+from mmbench.harness.generation import GenerationRequest
+
+
+@dataclass(frozen=True)
+class PreferenceExample:
+    """One training row as the steps see it (prompt-only rows have no chosen/rejected)."""
+
+    id: str
+    prompt: str
+    image: Path | None
+    chosen: str | None = None
+    rejected: str | None = None
+
+    @property
+    def request(self) -> GenerationRequest:
+        return GenerationRequest(prompt=self.prompt, image=self.image)
 
 
 class BadRow(Exception):
