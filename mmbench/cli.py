@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from mmbench.errors import MmbenchError
-from mmbench.cli_options import (DATA_FORMAT, IMAGE_ROOT, JUDGE_API_KEY_ENV, JUDGE_API_VERSION, JUDGE_BASE_URL, JUDGE_CACHE, JUDGE_CONCURRENCY, JUDGE_MODEL, JUDGE_PROMPT, JUDGE_RUNS, NO_JUDGE_CACHE, OVERWRITE, PAIRS, SKIP_BAD_ROWS, SUBSET, SUBSET_SEED, WHY, _data_options, _floats, _ints, _judge_config)
+from mmbench.cli_options import SET, _assignments  # training options by name (train, ablate)
+from mmbench.cli_options import (DATA_FORMAT, IMAGE_ROOT, JUDGE_API_KEY_ENV, JUDGE_API_VERSION, JUDGE_BASE_URL, JUDGE_CACHE, JUDGE_CONCURRENCY, JUDGE_MODEL, JUDGE_PROMPT, JUDGE_RUNS, NO_JUDGE_CACHE, OVERWRITE, PAIRS, SKIP_BAD_ROWS, SUBSET, SUBSET_SEED, SUITE, WHY, _data_options, _floats, _ints, _judge_config)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure how γ (BDHS) and p (Mixed-DPO) move eight multimodal benchmarks.")
@@ -17,28 +18,39 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 @app.command("list")
 def list_benchmarks() -> None:
-    """List the eight benchmarks with headline metric, version and hub id."""
-    from mmbench.benchmarks import BENCHMARKS
+    """List the benchmarks (the eight built-ins, then installed plug-ins) with headline metric,
+    version and hub id."""
+    from mmbench.benchmarks import benchmark_names, get_benchmark
     from mmbench.reports.console import print_benchmark_list
 
-    print_benchmark_list(BENCHMARKS.values())
+    print_benchmark_list([get_benchmark(name) for name in benchmark_names()])
+
+
+@app.command("suites")
+def suites_command() -> None:
+    """List the installed suites (where eval, train and ablate get their defaults)."""
+    from mmbench.suites import DEFAULT_SUITE, SUITES
+
+    for name in SUITES.names():
+        doc = (getattr(SUITES.get(name), "__doc__", None) or "").strip().splitlines()
+        print(f"{name}{' (default)' if name == DEFAULT_SUITE else ''}: {doc[0] if doc else ''}")
 
 
 @app.command()
 def inspect(
     benchmark: str = typer.Argument(..., help="benchmark id, e.g. pope"),
     n: int = typer.Option(3, "-n", min=0, help="how many records to show"),
-    data: str = typer.Option("world", "--data", help="world (built on demand), hub, a hub id, or a folder"),
+    data: Optional[str] = typer.Option(None, "--data", help="a suite's data (world, hub, ...), a hub id, or a folder "
+                                       "(default: the default suite's, the world built on demand)"),
 ) -> None:
     """Show records of a benchmark and the exact prompts the model gets."""
     from mmbench.benchmarks import get_benchmark, load_records
     from mmbench.reports.console import print_records
+    from mmbench.suites import SUITES, get_suite
 
     bench = get_benchmark(benchmark)
-    if data == "world":
-        from mmbench.world.build import ensure_world
-
-        data = str(ensure_world())
+    if data is None or data in SUITES:
+        data = get_suite(data).benchmark_data(bench)
     print_records(bench, load_records(bench, data, limit=None)[:n])
 
 
@@ -85,8 +97,9 @@ def score(
 def eval_command(
     ckpt: Optional[str] = typer.Argument(None, help="checkpoint folder or hub id (default: the shipped world base)"),
     benchmarks: str = typer.Option("all", "--benchmarks", help="'all' or ids, e.g. pope,gqa"),
-    data: Optional[str] = typer.Option(None, "--data", help="world | hub | a hub id | a folder "
-                                       "(default: world for world models, else hub)"),
+    data: Optional[str] = typer.Option(None, "--data", help="a suite's data (world | hub | ...), a hub id or a folder "
+                                       "for every benchmark (default: the suite's)"),
+    suite: Optional[str] = SUITE,
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="records per benchmark (per POPE split)"),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1,
@@ -97,7 +110,7 @@ def eval_command(
     dtype: str = typer.Option("auto", "--dtype", help="auto | float32 | bfloat16 | float16"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="run the checkpoint's own code"),
-    engine: str = typer.Option("mmbench", "--engine", help="mmbench | lmms-eval (lmms-eval's tasks and LLaVA "
+    engine: str = typer.Option("mmbench", "--engine", help="mmbench | lmms-eval | an installed engine (lmms-eval: its tasks and LLaVA "
                                "class; MMHal/MMHal-V fall back to mmbench; see docs/lmms_eval.md)"),
     overwrite: bool = OVERWRITE,
     why: bool = WHY,
@@ -119,11 +132,11 @@ def eval_command(
     config = _judge_config(judge_model, judge_base_url, judge_api_key_env, judge_concurrency, judge_cache,
                            no_judge_cache, judge_prompt, judge_runs, judge_api_version)
     request = EvalRequest(model=ckpt, benchmarks=resolve_benchmarks(benchmarks), data=data, out=out,
-                          limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens, strict_pope=strict,
+                          limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens, strict=strict,
                           name=name, judge=config,
                           judge_explicit=bool(judge_model or judge_base_url or judge_prompt), dtype=dtype,
                           device=device, trust_remote_code=trust_remote_code, engine=engine,
-                          overwrite=overwrite, why=why)
+                          overwrite=overwrite, why=why, suite=suite)
     results = run_eval(request)
     if why:
         from mmbench.reports.console import print_plan_rows
@@ -135,11 +148,13 @@ def eval_command(
 
 @app.command()
 def ablate(
-    knob: str = typer.Argument(..., help="gamma (BDHS loss mixing) or p (Mixed-DPO offline share)"),
+    knob: str = typer.Argument(..., help="an option a trainer declares ablatable: gamma (bdhs, loss mixing), p "
+                              "(mixed-dpo, offline share) or an installed plug-in's"),
     values: Optional[str] = typer.Option(None, "--values", help="grid, e.g. 0,0.25,0.5,0.75,1"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="training seeds, e.g. 1,2,3"),
-    base: Optional[str] = typer.Option(None, "--base", help="base checkpoint (default: shipped world base)"),
-    data: Optional[str] = typer.Option(None, "--data", help="preference JSONL (default: the world's set)"),
+    suite: Optional[str] = SUITE,
+    base: Optional[str] = typer.Option(None, "--base", help="base checkpoint (default: the suite's, the shipped world base)"),
+    data: Optional[str] = typer.Option(None, "--data", help="preference source (default: the suite's, the world's set)"),
     eval_data: Optional[str] = typer.Option(None, "--eval-data", help="benchmark data (default as in eval)"),
     benchmarks: Optional[str] = typer.Option(None, "--benchmarks", help="'all' or ids"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="training steps per point"),
@@ -155,13 +170,14 @@ def ablate(
     subset_seed: Optional[int] = SUBSET_SEED,
     skip_bad_rows: bool = SKIP_BAD_ROWS,
     pairs: Optional[str] = PAIRS,
+    assignments: Optional[list[str]] = SET,
 ) -> None:
     """Train a checkpoint per grid point, evaluate each and the base, write leaderboard and plot."""
     from mmbench.ablate import resolve_config, run_ablation
 
-    overrides = dict(values=_floats(values, "--values"), seeds=_ints(seeds, "--seeds"), base=base, data=data,
+    overrides = dict(values=_floats(values, "--values"), seeds=_ints(seeds, "--seeds"), suite=suite, base=base, data=data,
                      eval_data=eval_data, benchmarks=benchmarks, max_steps=max_steps, limit=limit, out=out,
-                     point=point)
+                     point=point, train=_assignments(assignments) or None)
     overrides.update(_data_options(data_format, image_root, subset, subset_seed, skip_bad_rows, pairs))
     run_ablation(resolve_config(knob, config, overrides), overwrite=overwrite, why=why)
 
@@ -175,11 +191,15 @@ def _train_help() -> str:
 
 @app.command(help=_train_help())
 def train(
+    ctx: typer.Context,
     trainer: str = typer.Argument(..., help="trainer name (dpo, bdhs, mixed-dpo, or an installed plug-in)"),
-    base: Optional[str] = typer.Option(None, "--base", help="base checkpoint folder or hub id (default: shipped world base)"),
+    suite: Optional[str] = SUITE,
+    base: Optional[str] = typer.Option(None, "--base", help="base checkpoint folder or hub id (default: the suite's, "
+                                       "the shipped world base)"),
     data: Optional[str] = typer.Option(None, "--data", help="preference source: JSONL, parquet/JSON files, a hub "
-                                       "snapshot or save_to_disk folder, or a hub id (default: the world's set)"),
-    prompts: Optional[str] = typer.Option(None, "--prompts", help="prompt-only JSONL for online sampling"),
+                                       "snapshot or save_to_disk folder, or a hub id (default: the suite's)"),
+    prompts: Optional[str] = typer.Option(None, "--prompts", help="prompt source for online pairs (mixed-dpo): "
+                                          "any --data format, or JSONL rows {id, image, prompt}"),
     out: str = typer.Option("checkpoints/run", "--out", help="checkpoint folder to write"),
     gamma: float = typer.Option(0.5, "--gamma", help="bdhs: weight of DPO on the external rejected answer"),
     p: float = typer.Option(0.5, "--p", help="mixed-dpo: probability of the offline pair"),
@@ -195,7 +215,8 @@ def train(
     rho_th: float = typer.Option(0.99, "--rho-th", help="BDHS image-token masking threshold"),
     epsilon_s: float = typer.Option(0.97, "--epsilon-s", help="BDHS similarity threshold"),
     embedder: str = typer.Option("all-MiniLM-L6-v2", "--embedder", help="sentence embedder for BDHS"),
-    annotator: Optional[str] = typer.Option(None, "--annotator", help="mixed-dpo: 'scene' or a judge model id"),
+    annotator: Optional[str] = typer.Option(None, "--annotator", help="mixed-dpo: a judge model id (default: the "
+                                            "suite's annotator, the scene annotator on world data)"),
     annotator_base_url: Optional[str] = typer.Option(None, "--annotator-base-url"),
     mixed_precision: str = typer.Option("no", "--mixed-precision", help="no | bf16 | fp16"),
     gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing",
@@ -215,21 +236,28 @@ def train(
     subset_seed: Optional[int] = SUBSET_SEED,
     skip_bad_rows: bool = SKIP_BAD_ROWS,
     pairs: Optional[str] = PAIRS,
+    config_file: Optional[Path] = typer.Option(None, "--config", help="TOML or YAML file of training options, a "
+                                               "section per trainer (\\[bdhs] gamma = 0.3); flags given here win"),
+    assignments: Optional[list[str]] = SET,
 ) -> None:
+    from mmbench.errors import read_table_file
     from mmbench.reports.console import console
-    from mmbench.trainers.bdhs import BDHSConfig
-    from mmbench.trainers.config import TrainConfig
+    from mmbench.trainers.config import TrainConfig, merge, sectioned
     from mmbench.trainers.registry import get_trainer
 
-    config = TrainConfig(trainer=trainer, base=base, data=data, prompts=prompts, out=out, gamma=gamma, p=p,
-                         beta=beta, lr=lr, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
-                         seed=seed, limit=limit, lora=lora, online_bdhs=online_bdhs, annotator=annotator,
-                         annotator_base_url=annotator_base_url, mixed_precision=mixed_precision,
-                         optimizer=optimizer, save_every=save_every, overwrite=overwrite,
-                         gradient_checkpointing=gradient_checkpointing, attn_implementation=attn_implementation,
-                         logp_chunk_size=logp_chunk_size, live_reference=live_reference,
-                         bdhs=BDHSConfig(rho_th=rho_th, epsilon_s=epsilon_s, embedder=embedder),
-                         **_data_options(data_format, image_root, subset, subset_seed, skip_bad_rows, pairs))
+    # Layers, later wins: the file, then the flags given on the command line, then --set.
+    given = {name: value for name, value in ctx.params.items()
+             if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"}
+    for name in ("trainer", "config_file", "assignments"):
+        given.pop(name, None)
+    sampler = {name: given.pop(name) for name in ("rho_th", "epsilon_s", "embedder") if name in given}
+    if sampler:  # BDHS sampler flags: the bdhs trainer's section (checked, unused by other trainers)
+        given["bdhs"] = {"sampler": sampler}
+    layers = [read_table_file(config_file) if config_file else {}, given, _assignments(assignments)]
+    options: dict = {}
+    for layer in layers:
+        options = merge(options, sectioned({**layer, "trainer": trainer}, str(config_file or "training options")))
+    config = TrainConfig.from_dict(options)
     plugin = get_trainer(trainer)
     plugin.setup(config)
     metrics = plugin.train()
@@ -238,48 +266,6 @@ def train(
         console.print(f"{path} is up to date: trained with the same base, data and options (nothing to do)")
     console.print(f"checkpoint: {path}  (last step: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
                                                               if k in ("loss", "step")) + ")")
-
-
-@app.command("import-lmms")
-def import_lmms_command(
-    results_dir: Path = typer.Argument(..., help="an lmms-eval --output_path folder (run with --log_samples)"),
-    out: Path = typer.Option(Path("runs"), "--out", help="run folder root"),
-    name: Optional[str] = typer.Option(None, "--name", help="run name (default: the folder's name)"),
-    strict: bool = typer.Option(False, "--strict", help="POPE: lmms-eval's exact-match parse"),
-) -> None:
-    """Convert an lmms-eval output folder into mmbench run files (then `score` and `report` work)."""
-    from mmbench.harness.eval_api import check_run_name
-    from mmbench.harness.lmms import import_lmms
-    from mmbench.harness.runfiles import check_writable
-    from mmbench.reports.console import print_headlines
-
-    if not results_dir.is_dir():
-        raise MmbenchError(f"lmms-eval output folder not found: {results_dir}")
-    check_run_name(name or results_dir.resolve().name)
-    check_writable(out)
-    results = import_lmms(results_dir, out, name=name, strict=strict)
-    if results:
-        print_headlines(results, out)
-
-
-@app.command("export-lmms-tasks")
-def export_lmms_tasks_command(
-    out: Path = typer.Argument(..., help="folder to write lmms-eval task folders into (--include_path)"),
-    data: Optional[str] = typer.Option(None, "--data", help="world (default) or a local data folder"),
-    benchmarks: str = typer.Option("all", "--benchmarks", help="'all' or ids, e.g. mmhal,mmhal_v"),
-    judge_model: Optional[str] = JUDGE_MODEL,
-    judge_base_url: Optional[str] = JUDGE_BASE_URL,
-) -> None:
-    """Write lmms-eval tasks (mmhal, mmhal_v, mmbench_<id>) that use mmbench's loaders, judge and scorers."""
-    from mmbench.benchmarks import resolve_benchmarks
-    from mmbench.harness.lmms_export import export_tasks, task_name
-
-    names = [b.name for b in resolve_benchmarks(benchmarks)]
-    for path in export_tasks(out, data=data, benchmarks=names, judge_model=judge_model,
-                             judge_base_url=judge_base_url):
-        print(path)
-    print(f"run: lmms_eval --model llava_hf --include_path {out} --tasks {','.join(task_name(n) for n in names)} "
-          "--log_samples --output_path OUT ...")
 
 
 @app.command()
@@ -303,17 +289,20 @@ def report(
         console.print(f"{kind}: {path}")
 
 
-from mmbench.cli_sub import data_app, world_app  # noqa: E402
+from mmbench.cli_sub import add_lmms_commands, data_app, world_app  # noqa: E402
 
 app.add_typer(world_app, name="world")
 app.add_typer(data_app, name="data")
+add_lmms_commands(app)
 
 _DEBUG = False
 
 
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="show the full traceback of an unexpected error "
-                                     "(also MMBENCH_DEBUG=1)")) -> None:
+                                     "(also MMBENCH_DEBUG=1)"),
+          verbose: bool = typer.Option(False, "--verbose", help="show the libraries' own progress bars, such as "
+                                       "transformers' per-load 'Loading weights' (also MMBENCH_VERBOSE=1)")) -> None:
     """Measure how γ (BDHS) and p (Mixed-DPO) move eight multimodal benchmarks."""
     global _DEBUG
     _DEBUG = _DEBUG or debug
@@ -357,8 +346,11 @@ def main(argv: list[str] | None = None) -> None:
     global _DEBUG
     usage_errors, no_args, aborts = _click_exceptions()
     args = list(sys.argv[1:] if argv is None else argv)
-    if "--debug" in args:  # a global option, accepted after the command name too
-        args = ["--debug", *(a for a in args if a != "--debug")]
+    for flag in ("--verbose", "--debug"):  # global options, accepted after the command name too
+        if flag in args:
+            args = [flag, *(a for a in args if a != flag)]
+    if "--verbose" in args:
+        os.environ["MMBENCH_VERBOSE"] = "1"
     _DEBUG = "--debug" in args or os.environ.get("MMBENCH_DEBUG", "").strip().lower() not in ("", "0", "false",
                                                                                              "no")
     try:

@@ -22,6 +22,9 @@ JUDGE_API_VERSION = typer.Option(None, "--judge-api-version", help="Azure OpenAI
 # Reuse is keyed by provenance (checkpoint, data, settings); these two act on a mismatch.
 OVERWRITE = typer.Option(False, "--overwrite", help="recompute stored work that another checkpoint, data or "
                          "settings produced (default: refuse with the difference)")
+SUITE = typer.Option(None, "--suite", help="where defaults come from (base, data, judges, annotator): world | hub "
+                     "| an installed suite | a suite file (TOML/YAML); default: detected from the checkpoint or "
+                     "data, else world")
 WHY = typer.Option(False, "--why", help="only print what would be reused or recomputed, and why")
 
 
@@ -66,3 +69,40 @@ def _ints(text: Optional[str], option: str):
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise MmbenchError(f"{option} must be comma-separated integers, got {text!r}") from None
+
+
+# Training options by name, for any trainer (`train`, `ablate`): a plug-in's own options too.
+SET = typer.Option(None, "--set", help="NAME=VALUE (repeatable): any training option by name, e.g. a plug-in "
+                   "trainer's (--set scale=2) or one in a trainer's section (--set bdhs.rho_th=0.9); VALUE is a "
+                   "number, true/false, none or text. Wins over --config and the other flags")
+
+
+def _scalar(text: str):
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _assignments(items: Optional[list[str]]) -> dict:
+    """--set NAME=VALUE items as a (nested, for dotted names) mapping of typed values."""
+    out: dict = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        parts = name.strip().split(".")
+        if not sep or not all(parts):
+            raise MmbenchError(f"--set expects NAME=VALUE (NAME may be section.name), got {item!r}")
+        target = out
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise MmbenchError(f"--set {item}: {part} is set as a value and as a section")
+        target[parts[-1]] = _scalar(text)
+    return out

@@ -1,4 +1,5 @@
-"""The `mmbench world` and `mmbench data` sub-commands (added to the app in cli.py)."""
+"""The `mmbench world` and `mmbench data` sub-commands and the lmms-eval interop commands (added
+to the app in cli.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Optional
 import typer
 
 from mmbench.errors import MmbenchError
-from mmbench.cli_options import (DATA_FORMAT, IMAGE_ROOT, PAIRS, SKIP_BAD_ROWS, SUBSET, SUBSET_SEED,
-                                 _data_options)
+from mmbench.cli_options import (DATA_FORMAT, IMAGE_ROOT, JUDGE_BASE_URL, JUDGE_MODEL, PAIRS, SKIP_BAD_ROWS,
+                                 SUBSET, SUBSET_SEED, _data_options)
 
 world_app = typer.Typer(no_args_is_help=True,
                         help="The embedded world: generated scenes, its eight benchmarks, SFT and preference sets.")
@@ -101,3 +102,48 @@ def data_convert(
                                                          skip_bad_rows, pairs))
     report(result)
     print(f"wrote {count} rows to {path}")
+
+
+def import_lmms_command(
+    results_dir: Path = typer.Argument(..., help="an lmms-eval --output_path folder (run with --log_samples)"),
+    out: Path = typer.Option(Path("runs"), "--out", help="run folder root"),
+    name: Optional[str] = typer.Option(None, "--name", help="run name (default: the folder's name)"),
+    strict: bool = typer.Option(False, "--strict", help="POPE: lmms-eval's exact-match parse"),
+) -> None:
+    """Convert an lmms-eval output folder into mmbench run files (then `score` and `report` work)."""
+    from mmbench.harness.eval_api import check_run_name
+    from mmbench.harness.lmms_import import import_lmms
+    from mmbench.harness.runfiles import check_writable
+    from mmbench.reports.console import print_headlines
+
+    if not results_dir.is_dir():
+        raise MmbenchError(f"lmms-eval output folder not found: {results_dir}")
+    check_run_name(name or results_dir.resolve().name)
+    check_writable(out)
+    results = import_lmms(results_dir, out, name=name, strict=strict)
+    if results:
+        print_headlines(results, out)
+
+
+def export_lmms_tasks_command(
+    out: Path = typer.Argument(..., help="folder to write lmms-eval task folders into (--include_path)"),
+    data: Optional[str] = typer.Option(None, "--data", help="a suite's local data (world: the default) or a data folder"),
+    benchmarks: str = typer.Option("all", "--benchmarks", help="'all' or ids, e.g. mmhal,mmhal_v"),
+    judge_model: Optional[str] = JUDGE_MODEL,
+    judge_base_url: Optional[str] = JUDGE_BASE_URL,
+) -> None:
+    """Write lmms-eval tasks (mmhal, mmhal_v, mmbench_<id>) that use mmbench's loaders, judge and scorers."""
+    from mmbench.benchmarks import resolve_benchmarks
+    from mmbench.harness.lmms_export import export_tasks, task_name
+
+    names = [b.name for b in resolve_benchmarks(benchmarks)]
+    for path in export_tasks(out, data=data, benchmarks=names, judge_model=judge_model,
+                             judge_base_url=judge_base_url):
+        print(path)
+    print(f"run: lmms_eval --model llava_hf --include_path {out} --tasks {','.join(task_name(n) for n in names)} "
+          "--log_samples --output_path OUT ...")
+
+
+def add_lmms_commands(app: typer.Typer) -> None:
+    app.command("import-lmms")(import_lmms_command)
+    app.command("export-lmms-tasks")(export_lmms_tasks_command)

@@ -49,6 +49,29 @@ def read_text(path: str | Path) -> str:
         raise decode_error(path, exc, data) from None
 
 
+def read_table_file(path: str | Path) -> dict:
+    """A TOML or YAML file (by suffix; TOML otherwise) whose top level is a table."""
+    path = Path(path)
+    if not path.is_file():
+        raise MmbenchError(f"config file not found: {path}")
+    text = read_text(path)
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+            data = {} if data is None else data
+        else:
+            import tomllib
+
+            data = tomllib.loads(text)
+    except Exception as exc:  # both parsers have their own error classes
+        raise MmbenchError(f"{path}: cannot parse ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise MmbenchError(f"{path}: expected a table of options at the top level, got {type(data).__name__}")
+    return data
+
+
 def iter_lines(path: str | Path):
     """(line number, text) of a UTF-8 text file, decoded line by line so that a bad byte is
     reported with its exact line."""

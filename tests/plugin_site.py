@@ -36,3 +36,14 @@ def install_plugin(site: Path, name: str, entry_points: dict[str, dict[str, str]
         for module in [m for m in sys.modules if m.split(".")[0] in {Path(r).parts[0].removesuffix(".py") for r in modules}]:
             monkeypatch.delitem(sys.modules, module)
     return site
+
+
+def doc_example(name: str) -> str:
+    """The code block after `<!-- example: NAME -->` in docs/architecture.md: the worked examples
+    there are the very plug-ins the tests install, so the page cannot go stale."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    marker = f"<!-- example: {name} -->"
+    if marker not in text:
+        raise KeyError(f"docs/architecture.md has no example {name!r}")
+    block = text.split(marker, 1)[1].split("```python\n", 1)[1]
+    return block.split("```", 1)[0]

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmbench.benchmarks import get_benchmark
+from mmbench.benchmarks import IDS, get_benchmark
 from mmbench.errors import MmbenchError
 from mmbench.harness import lmms, lmms_export
+from mmbench.harness.lmms_import import import_lmms
 from mmbench.harness.scoring import score_file
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lmms_output"
@@ -36,11 +37,12 @@ def test_task_mapping_covers_the_builtin_overlay_and_exported_names():
     assert lmms.task_benchmark("mmhal_v") == ("mmhal_v", None)
     assert lmms.task_benchmark("mmbench_gqa") == ("gqa", None)
     assert lmms.task_benchmark("mme") is None
-    assert set(lmms.LMMS_TASKS) | {"mmhal", "mmhal_v"} == set(lmms_export.METRICS)
+    # Every benchmark either has lmms-eval tasks or is one the export adds (MMHal and MMHal-V).
+    assert {n for n in IDS if get_benchmark(n).lmms.tasks} | {"mmhal", "mmhal_v"} == set(IDS)
 
 
 def test_import_saved_lmms_output_gives_scoreable_run_files(tmp_path):
-    results = lmms.import_lmms(FIXTURE, tmp_path, name="imported", strict=True)
+    results = import_lmms(FIXTURE, tmp_path, name="imported", strict=True)
     assert set(results) == {"pope", "mmhal_v"}
     pope = results["pope"]
     assert pope["n"] == 6 and pope["config"]["engine"] == "lmms-eval" and pope["config"]["parse"] == "strict"
@@ -71,7 +73,7 @@ def test_import_saved_lmms_output_gives_scoreable_run_files(tmp_path):
 def test_report_shows_the_engine_of_imported_rows(tmp_path):
     from mmbench.reports.leaderboard import write_report
 
-    lmms.import_lmms(FIXTURE, tmp_path, name="imported")
+    import_lmms(FIXTURE, tmp_path, name="imported")
     written = write_report([tmp_path], tmp_path, replicates=0)
     table = written["markdown"].read_text()
     header = table.split("\n## ")[0]
@@ -86,13 +88,13 @@ def test_a_task_without_results_is_a_failure(tmp_path):
     del data["results"]["mmhal_v"]
     results_file.write_text(json.dumps(data))
     with pytest.raises(MmbenchError, match="mmhal_v"):
-        lmms.import_lmms(broken, tmp_path / "runs")
+        import_lmms(broken, tmp_path / "runs")
     assert (tmp_path / "runs" / "broken" / "pope" / "results.json").exists()  # the rest still converted
 
 
 def test_import_of_a_folder_without_lmms_output_fails(tmp_path):
     with pytest.raises(MmbenchError, match="no lmms-eval"):
-        lmms.import_lmms(tmp_path, tmp_path / "runs")
+        import_lmms(tmp_path, tmp_path / "runs")
 
 
 @pytest.fixture(scope="module")

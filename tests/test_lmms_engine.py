@@ -3,6 +3,7 @@ exported mmbench task run by lmms-eval, and a failed task reported as a failure.
 lmms-eval is not installed (the main venv); .ci/run runs it in the lmms venv (.venv-lmms)."""
 
 import json
+from dataclasses import replace
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ if os.environ.get("MMBENCH_REQUIRE_LMMS") != "1":  # CI sets it in the lmms venv
 
 from mmbench.benchmarks import get_benchmark
 from mmbench.errors import MmbenchError
-from mmbench.harness import lmms
+from mmbench.harness.lmms_import import import_lmms
 from mmbench.harness.eval_api import EvalRequest, run_eval
 
 LIMIT = 3  # records per POPE split: 9 generations per engine
@@ -47,7 +48,7 @@ def this_python(monkeypatch):
 
 def _request(model, world, out, engine):
     return EvalRequest(model=model, benchmarks=[get_benchmark("pope")], data=world, out=out, limit=LIMIT,
-                       max_new_tokens=16, strict_pope=True, device="cpu", engine=engine, show_progress=False)
+                       max_new_tokens=16, strict=True, device="cpu", engine=engine, show_progress=False)
 
 
 def test_engine_on_world_pope_matches_mmbench_engine(setup):
@@ -84,7 +85,7 @@ def test_exported_task_runs_in_lmms_eval_and_imports_back(setup):
                str(tasks), "--batch_size", "1", "--device", "cpu", "--limit", "2", "--gen_kwargs",
                "max_new_tokens=12", "--log_samples", "--output_path", str(output)]
     subprocess.run(command, check=True, env=env, capture_output=True, timeout=900)
-    results = lmms.import_lmms(output, root / "imported", name="exported")
+    results = import_lmms(output, root / "imported", name="exported")
     assert results["mmhal_v"]["n"] == 2 and results["mmhal_v"]["n_failed"] == 0
     own = results["mmhal_v"]["config"]["lmms_eval"]["metrics"]["mmhal_v"]
     assert own["score"] == pytest.approx(results["mmhal_v"]["metrics"]["score"])
@@ -92,9 +93,9 @@ def test_exported_task_runs_in_lmms_eval_and_imports_back(setup):
 
 def test_failed_lmms_task_is_reported(setup, monkeypatch):
     root, model, world = setup
-    broken = dict(lmms.LMMS_TASKS)
-    broken["pope"] = (("pope_random", "pope/no_such_task.yaml", "random"),)
-    monkeypatch.setattr(lmms, "LMMS_TASKS", broken)
+    pope = get_benchmark("pope")
+    broken = replace(pope, lmms=replace(pope.lmms, tasks=(("pope_random", "pope/no_such_task.yaml", "random"),)))
+    request = replace(_request(model, world, root / "broken", "lmms-eval"), benchmarks=[broken])
     with pytest.raises(MmbenchError, match="lmms-eval failed on mmbench_data_pope_random"):
-        run_eval(_request(model, world, root / "broken", "lmms-eval"))
+        run_eval(request)
     assert not (root / "broken" / f"{Path(model).name}-lmms-eval" / "pope" / "results.json").exists()

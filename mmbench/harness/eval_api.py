@@ -3,7 +3,6 @@ and describe the model in `model.json` for reports.  Ablations call the same fun
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,63 +12,64 @@ from mmbench.benchmarks import Benchmark
 from mmbench.errors import MmbenchError
 from mmbench.harness.evaluate import Distributed, EvalSettings, evaluate, plan_all
 from mmbench.harness.runfiles import atomic_write_json, write_samples
+from mmbench.registry import Registry
+
+# How answers are generated: mmbench's own engine, or lmms-eval's (its own venv, mmbench scoring).
+ENGINES: Registry = Registry("engine", builtins={
+    "mmbench": "mmbench.harness.eval_api:run_eval",
+    "lmms-eval": "mmbench.harness.lmms:run_lmms_eval",
+})
 
 
 @dataclass
 class EvalRequest:
-    model: str | None = None  # None: the shipped world base
+    model: str | None = None  # None: the suite's base (the shipped world base by default)
     benchmarks: Sequence[Benchmark] = ()
-    data: str | None = None  # "world", "hub", a hub id or a folder; None: world for world models
+    data: str | None = None  # a suite name ("world", "hub"), a hub id or a folder; None: the suite's
     out: Path = Path("runs")
     limit: int | None = None
     batch_size: int = 16
     max_new_tokens: int | None = None
-    strict_pope: bool = False
+    strict: bool = False
     name: str | None = None  # run folder name (default: the model folder's name)
     meta: dict = field(default_factory=dict)  # knob/value/seed for model.json
-    judge: object | None = None  # a JudgeConfig; None: scene judge on world data, else defaults
+    judge: object | None = None  # a JudgeConfig; None: the suite's judges, else the defaults
     judge_explicit: bool = False  # the user named a judge model or URL
     dtype: str = "auto"
     device: str = "auto"
     trust_remote_code: bool = False
     show_progress: bool = True
     distributed: bool = True  # False: this process alone, even under a multi-process launcher
-    engine: str = "mmbench"  # or "lmms-eval" (mmbench/harness/lmms.py)
+    engine: str = "mmbench"  # a name in ENGINES: "mmbench" or "lmms-eval" (mmbench/harness/lmms.py)
+    suite: object | None = None  # a suite name, file or object (mmbench/suites); None: detected
     overwrite: bool = False  # replace stored work of another provenance instead of refusing
     why: bool = False  # only plan: say what would be reused or recomputed, and why
 
 
-def is_world_model(path: Path) -> bool:
-    """The shipped base, or a checkpoint trained from it on world data."""
-    from mmbench.world.paths import BASE_MODEL_DIR
+def resolve_suite(request: EvalRequest, model_path: Path | None):
+    """The suite that supplies data and judges: --suite; else the one `--data` names or claims;
+    else the one that claims the model; else the default suite (no model) or the hub."""
+    from mmbench.suites import SUITES, claimed_suite, get_suite
 
-    if path.resolve() == BASE_MODEL_DIR.resolve():
-        return True
-    config = path / "train_config.json"
-    if config.exists():
-        from mmbench.errors import read_text
-
-        try:
-            stored = json.loads(read_text(config))
-        except json.JSONDecodeError as exc:
-            raise MmbenchError(f"{config}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(stored, dict):
-            raise MmbenchError(f"{config}: expected a JSON object")
-        data = stored.get("data")
-        return data is None or (Path(data).exists() and any((p / "world.json").exists() for p in Path(data).parents))
-    return (path / "world_model.json").exists()
+    if request.suite is not None:
+        return request.suite if not isinstance(request.suite, (str, Path)) else get_suite(request.suite)
+    if request.data is not None and request.data in SUITES:
+        return SUITES.get(request.data)
+    if model_path is None:
+        return claimed_suite(request.data) or get_suite(None)
+    return claimed_suite(request.data, model_path if model_path.exists() else None) or SUITES.get("hub")
 
 
-def resolve_data(request: EvalRequest, model_path: Path | None) -> str | None:
-    """A data folder path, "hub" or a hub id; world data is built on demand."""
-    data = request.data
-    if data is None:
-        data = "world" if model_path is None or (model_path.exists() and is_world_model(model_path)) else "hub"
-    if data == "world":
-        from mmbench.world.build import ensure_world
+def resolve_data(request: EvalRequest, suite) -> str | dict | None:
+    """One source for every benchmark (`--data` a folder or hub id) or the suite's per benchmark;
+    a single string when all benchmarks share it (how model.json and results record it)."""
+    from mmbench.suites import SUITES
 
-        return str(ensure_world())
-    return data
+    if request.data is not None and request.data not in SUITES:
+        return request.data
+    sources = {b.name: suite.benchmark_data(b) for b in request.benchmarks}
+    values = set(sources.values())
+    return values.pop() if len(values) == 1 else sources
 
 
 class _Named:
@@ -107,12 +107,12 @@ def check_request(request: EvalRequest) -> None:
 def check_local_model(spec: str, trust_remote_code: bool = False) -> None:
     """A local checkpoint folder is read (config.json, architecture, weights present); a path
     that exists nowhere and is no hub id is refused — all before a judge or the hub is asked."""
-    from mmbench.harness.model import _HUB_ID, _check_local_files
+    from mmbench.harness.model import HUB_ID, check_local_files
 
     path = Path(spec).expanduser()
     if path.is_dir():  # its architecture is checked (transformers imported) after the data and judge checks
-        _check_local_files(path, spec, require_weights=False)
-    elif not _HUB_ID.match(spec) or spec.startswith((".", "~", "/")) or spec.count("/") > 1:
+        check_local_files(path, spec, require_weights=False)
+    elif not HUB_ID.match(spec) or spec.startswith((".", "~", "/")) or spec.count("/") > 1:
         raise MmbenchError(f"model folder not found: {spec}")
     elif "/" in spec and path.parent.is_dir():  # `checkpoints/run1` beside a real `checkpoints/`
         import difflib
@@ -140,70 +140,35 @@ def check_model_json(folder: Path, fingerprint: str) -> dict:
     raise Conflict(f"{folder} holds answers from another checkpoint ({why}); use --out, --name, or --overwrite")
 
 
-def make_judge_step(request: EvalRequest, data: str | None):
-    """The eval runner's judge step: judge samples that have no verdict yet, then save them."""
-    from mmbench.harness.judge_client import JudgeConfig
-    from mmbench.harness.judge_runner import judge_samples, judge_summary, make_judge, read_template
+def make_judge_step(request: EvalRequest, suite):
+    """The eval runner's judge step (judge samples with no verdict yet, then save them) and its
+    `JudgePlan`: the suite's judges, unless the user named one."""
+    from mmbench.harness.judge_runner import JudgePlan
 
-    world_root = Path(data) if data and (Path(data) / "world.json").exists() else None
-    config = request.judge or JudgeConfig()
-    use_scene = world_root is not None and not request.judge_explicit
-    template = None if use_scene else read_template(config)
-    if template is not None:  # before any generation: a prompt that hides the answer grades nothing
-        from mmbench.harness.judge_runner import check_template_slots
-
-        check_template_slots(template, [b for b in request.benchmarks if b.judged], str(config.prompt_file))
+    plan = JudgePlan(request.judge, suite_judge=suite.judge, explicit=request.judge_explicit)
+    plan.check(request.benchmarks, reach=False)  # a prompt that hides the answer grades nothing
 
     def step(benchmark: Benchmark, samples: list[dict], samples_path: Path):
-        if use_scene:
-            from mmbench.world.scene_judge import SceneJudge
-
-            judge = SceneJudge(world_root)
-        else:
-            judge = make_judge(benchmark, config)
-        todo = [i for i, s in enumerate(samples) if "judge" not in s]
-        if todo:
-            judged = judge_samples(benchmark, [samples[i] for i in todo], judge, template, config.runs,
-                                   image_root=samples_path.parent)
-            for i, sample in zip(todo, judged):
-                samples[i] = sample
+        before = sum("judge" in s for s in samples)
+        samples, summary = plan.run(benchmark, samples, image_root=samples_path.parent)
+        if sum("judge" in s for s in samples) != before:
             write_samples(samples_path, samples)
-        return samples, judge_summary(benchmark, judge, template, config.runs)
+        return samples, summary
 
-    def identity(benchmark: Benchmark) -> dict:
-        """Who judges: stored verdicts are reused only from the same judge, prompt and runs."""
-        from mmbench.harness.judge_runner import prompt_version
-
-        if use_scene:
-            from mmbench.world.scene_judge import SceneJudge
-
-            model = SceneJudge.model
-        else:
-            model = config.model or benchmark.judge.default_model
-        return {"model": model, "prompt_version": prompt_version(benchmark.judge, template),
-                "runs": config.runs or benchmark.judge.runs}
-
-    step.identity = identity
-    return step, use_scene
+    step.identity = plan.identity
+    return step, plan
 
 
 def run_eval(request: EvalRequest) -> dict[str, dict]:
-    from mmbench.harness.judge_client import JudgeConfig
-    from mmbench.harness.judge_runner import check_judge_ready
-    from mmbench.harness.model import _resolve_device, load_model
+    from mmbench.harness.model import resolve_device, load_model
     from mmbench.harness.provenance import Conflict, checkpoint_fingerprint, mmbench_version
 
     if request.engine != "mmbench":
-        from mmbench.harness.lmms import ENGINES, run_lmms_eval
-
-        if request.engine not in ENGINES:
-            raise MmbenchError(f"unknown engine {request.engine!r}; choose one of {', '.join(ENGINES)}")
-        return run_lmms_eval(request)
+        return ENGINES.get(request.engine)(request)
     if request.model is None:
-        from mmbench.world.paths import shipped_base_model
-
-        model_path: Path | None = shipped_base_model()
-        model_spec = str(model_path)
+        suite = resolve_suite(request, None)
+        model_spec = suite.base_model()
+        model_path: Path | None = Path(model_spec).expanduser()
     else:
         model_spec = request.model
         model_path = Path(request.model).expanduser()
@@ -215,21 +180,22 @@ def run_eval(request: EvalRequest) -> dict[str, dict]:
     if model_path is not None and model_path.exists() and not model_path.is_dir():
         raise MmbenchError(f"{model_spec} is a file; give the model folder")
     check_local_model(model_spec, request.trust_remote_code)  # cheap local checks before any network
-    data = resolve_data(request, model_path)
-    judge_step, use_scene = make_judge_step(request, data)
-    if not use_scene and not request.why:  # fail before any generation when a judged benchmark cannot be judged
-        check_judge_ready(request.judge or JudgeConfig(), benchmarks)
+    suite = resolve_suite(request, None if request.model is None else model_path)
+    data = resolve_data(request, suite)
+    judge_step, judges = make_judge_step(request, suite)
+    if not request.why:  # fail before any generation when a judged benchmark cannot be judged
+        judges.check(benchmarks)
     if model_path is not None and model_path.is_dir():  # an image-text-to-text model, before any data loads
-        from mmbench.harness.model import _check_architecture, _check_local_files
+        from mmbench.harness.model import check_architecture, check_local_files
 
-        _check_architecture(_check_local_files(model_path, model_spec, require_weights=False), model_spec,
+        check_architecture(check_local_files(model_path, model_spec, require_weights=False), model_spec,
                             request.trust_remote_code)
-        _check_local_files(model_path, model_spec)
+        check_local_files(model_path, model_spec)
     # Provenance first (cheap: file hashes are cached), so a mismatch costs no model load.
     fingerprint = checkpoint_fingerprint(model_spec)
-    device = _resolve_device(request.device)
+    device = resolve_device(request.device)
     settings = EvalSettings(data=data, limit=request.limit, batch_size=request.batch_size,
-                            strict_pope=request.strict_pope, max_new_tokens=request.max_new_tokens,
+                            strict=request.strict, max_new_tokens=request.max_new_tokens,
                             model_key={"checkpoint": fingerprint, "dtype": request.dtype,
                                        "device": device.split(":")[0]},
                             overwrite=request.overwrite)

@@ -29,15 +29,15 @@ from mmbench.harness.generation import GenerationRequest, Generator
 from mmbench.harness.provenance import (SCORER_VERSION, Conflict, combine, describe, differences, input_key,
                                         read_json, sha)
 from mmbench.harness.runfiles import atomic_write_json, read_samples, run_dir, write_samples
-from mmbench.harness.scoring import build_results, score_samples
+from mmbench.harness.scoring import build_results, requested_parse, score_samples
 
 
 @dataclass
 class EvalSettings:
-    data: str | None = None  # "world", "hub", a hub id, or a folder
+    data: str | dict | None = None  # "hub", a hub id or a folder; or one of those per benchmark name
     limit: int | None = None
     batch_size: int = 8
-    strict_pope: bool = False
+    strict: bool = False  # `--strict`: the strict parse, for benchmarks that have one (POPE)
     chunk: int = 64  # generations between two samples-file rewrites
     max_new_tokens: int | None = None  # cap on every benchmark's answer length (small models, smoke runs)
     extra: dict = field(default_factory=dict)  # recorded in results.config (judge, engine, ...)
@@ -45,10 +45,17 @@ class EvalSettings:
     model_key: dict = field(default_factory=dict)
     overwrite: bool = False  # replace stored work of another provenance instead of refusing
 
+    @property
+    def parse(self) -> str | None:
+        return requested_parse(self.strict)
+
+    def data_for(self, benchmark: Benchmark) -> str | None:
+        return self.data.get(benchmark.name) if isinstance(self.data, dict) else self.data
+
     def fingerprint(self, benchmark: Benchmark) -> dict:
         """The settings in words, for people and reports (the provenance key is in `plan`)."""
-        return {"data": self.data, "limit": self.limit, "version": benchmark.version,
-                "parse": "strict" if self.strict_pope else "official", "max_new_tokens": self.max_new_tokens}
+        return {"data": self.data_for(benchmark), "limit": self.limit, "version": benchmark.version,
+                "parse": benchmark.parse_for(self.parse), "max_new_tokens": self.max_new_tokens}
 
     def generation_key(self, generator: Generator, benchmark: Benchmark) -> dict:
         """Everything common to a benchmark's answers; stored as the folder's provenance.json."""
@@ -151,14 +158,15 @@ def plan_benchmark(generator: Generator, benchmark: Benchmark, out: Path, settin
                    judge_identity: dict | None = None) -> Plan:
     """Compare what `out` holds for this benchmark with what the request would produce."""
     folder = run_dir(out, generator.name, benchmark.name)
-    records = load_records(benchmark, settings.data, limit=settings.limit)
+    records = load_records(benchmark, settings.data_for(benchmark), limit=settings.limit)
     if not records:
-        raise MmbenchError(f"{benchmark.name}: no records to evaluate (data {settings.data}, limit {settings.limit})")
+        raise MmbenchError(f"{benchmark.name}: no records to evaluate (data {settings.data_for(benchmark)}, "
+                           f"limit {settings.limit})")
     keys = {r.id: sample_key(r) for r in records}
     generation = settings.generation_key(generator, benchmark)
     results_key = {"generation": sha(generation), "inputs": combine(keys[r.id] for r in records),
                    "n": len(records), "scorer": SCORER_VERSION,
-                   "parse": "strict" if settings.strict_pope and benchmark.name == "pope" else "official",
+                   "parse": benchmark.parse_for(settings.parse),
                    "judge": judge_identity if benchmark.judged else None}
     plan = Plan(benchmark, folder, records, keys, generation, results_key, todo=len(records))
     results = read_json(folder / "results.json")
@@ -296,7 +304,7 @@ def run_plan(generator: Generator, plan: Plan, settings: EvalSettings, judge_ste
             raise MmbenchError(f"{benchmark.name} needs a judge but none is configured")
         samples, judge_info = judge_step(benchmark, samples, samples_path)
         config["judge"] = judge_info
-    per_sample, metrics = score_samples(benchmark, samples, strict=settings.strict_pope)
+    per_sample, metrics = score_samples(benchmark, samples, parse=settings.parse)
     results = build_results(benchmark, per_sample, metrics, config)
     atomic_write_json(results_path, results)
     if dist.size > 1:

@@ -214,16 +214,90 @@ def _probe(url: str, timeout_s: float = 5.0) -> None:
         raise MmbenchError(f"judge: cannot reach {public_url(url)} ({reason})") from None
 
 
-def run_judge(benchmark: Benchmark, samples: Sequence[dict], config: JudgeConfig, *,
-              judge: Judge | None = None, images: Sequence[Any] | None = None,
-              image_root: Path | None = None) -> tuple[list[dict], dict]:
-    """The eval runner's one call per judged benchmark: judged samples and the results.json
-    `config.judge` entry.  `judge` replaces the OpenAI judge (the world's scene judge)."""
-    template = read_template(config)
-    judge = judge if judge is not None else make_judge(benchmark, config)
-    judged = judge_samples(benchmark, samples, judge, template, config.runs, images=images,
-                           image_root=image_root)
-    return judged, judge_summary(benchmark, judge, template, config.runs)
+class JudgePlan:
+    """Who judges each benchmark, with which prompt and how many runs: the one orchestration
+    path behind `mmbench eval`, the lmms-eval engine and `mmbench score --rejudge`.
+
+    `suite_judge(benchmark)` is the suite's say: a `Judge` of its own (the world's scene judge),
+    a `JudgeConfig` for an OpenAI-compatible judge, or None (the CLI's `config`, whose model
+    defaults to the benchmark's).  A judge the user named (`explicit`) wins over the suite."""
+
+    def __init__(self, config: JudgeConfig | None = None, suite_judge=None, explicit: bool = False):
+        self.config = config or JudgeConfig()
+        self._suite_judge = suite_judge
+        self.explicit = explicit
+        self._own: dict[str, Any] = {}
+        self._judges: dict[str, Judge] = {}
+        self._templates: dict[int, str | None] = {}
+
+    def _suite(self, benchmark: Benchmark):
+        if self.explicit or self._suite_judge is None:
+            return None
+        if benchmark.name not in self._own:
+            self._own[benchmark.name] = self._suite_judge(benchmark)
+        return self._own[benchmark.name]
+
+    def is_local(self, benchmark: Benchmark) -> bool:
+        """Judged by the suite's own judge (no network, no prompt template)."""
+        own = self._suite(benchmark)
+        return own is not None and not isinstance(own, JudgeConfig)
+
+    def options(self, benchmark: Benchmark) -> JudgeConfig:
+        own = self._suite(benchmark)
+        return own if isinstance(own, JudgeConfig) else self.config
+
+    def template(self, benchmark: Benchmark) -> str | None:
+        if self.is_local(benchmark):
+            return None
+        options = self.options(benchmark)
+        if id(options) not in self._templates:
+            self._templates[id(options)] = read_template(options)
+        return self._templates[id(options)]
+
+    def judge(self, benchmark: Benchmark) -> Judge:
+        if benchmark.name not in self._judges:
+            self._judges[benchmark.name] = (self._suite(benchmark) if self.is_local(benchmark)
+                                            else make_judge(benchmark, self.options(benchmark)))
+        return self._judges[benchmark.name]
+
+    def runs(self, benchmark: Benchmark) -> int | None:
+        return None if self.is_local(benchmark) else self.options(benchmark).runs
+
+    def check(self, benchmarks: Sequence[Benchmark], reach: bool = True) -> None:
+        """Before any generation: every custom prompt shows the answer, every remote judge is reachable."""
+        remote = [b for b in benchmarks if b.judged and not self.is_local(b)]
+        for benchmark in remote:
+            options = self.options(benchmark)
+            check_template_slots(self.template(benchmark), [benchmark], str(options.prompt_file))
+        if reach:
+            seen = []
+            for benchmark in remote:
+                options = self.options(benchmark)
+                if not any(options is s for s in seen):
+                    seen.append(options)
+                    check_judge_ready(options)
+
+    def identity(self, benchmark: Benchmark) -> dict:
+        """Who judges: stored verdicts are reused only from the same judge, prompt and runs."""
+        model = (self.judge(benchmark).model if self.is_local(benchmark)
+                 else self.options(benchmark).model or benchmark.judge.default_model)
+        return {"model": model, "prompt_version": prompt_version(benchmark.judge, self.template(benchmark)),
+                "runs": self.runs(benchmark) or benchmark.judge.runs}
+
+    def run(self, benchmark: Benchmark, samples: Sequence[dict], *, image_root: Path | None = None,
+            images: Sequence[Any] | None = None, redo: bool = False) -> tuple[list[dict], dict]:
+        """Judge the samples that have no verdict yet (all of them with `redo`); return all the
+        samples and the results.json `config.judge` entry."""
+        judge, template, runs = self.judge(benchmark), self.template(benchmark), self.runs(benchmark)
+        samples = list(samples)
+        todo = [i for i, s in enumerate(samples) if redo or "judge" not in s]
+        if todo:
+            judged = judge_samples(benchmark, [samples[i] for i in todo], judge, template, runs,
+                                   images=[images[i] for i in todo] if images is not None else None,
+                                   image_root=image_root)
+            for i, sample in zip(todo, judged):
+                samples[i] = sample
+        return samples, judge_summary(benchmark, judge, template, runs)
 
 
 # ---------------------------------------------------------------- mmbench score --rejudge
@@ -243,13 +317,13 @@ def rejudge_file(benchmark: Benchmark, samples_path: Path, config: JudgeConfig,
         raise MmbenchError(f"{samples_path}: no samples to judge (the file is empty)")
     for sample in samples:  # the contract minus the judge outputs, which we are about to replace
         validate_sample(benchmark, {**sample, "judge": {"outputs": []}}, f"{samples_path}:{sample['_line']}")
-    check_template_slots(read_template(config), [benchmark], str(config.prompt_file))
+    plan = JudgePlan(config)
     if out is not None:
         from mmbench.harness.runfiles import check_writable
 
         check_writable(Path(out).parent)
-    check_judge_ready(config)
-    judged, summary = run_judge(benchmark, samples, config, image_root=samples_path.parent)
+    plan.check([benchmark])
+    judged, summary = plan.run(benchmark, samples, image_root=samples_path.parent, redo=True)
     per_sample, metrics = score_samples(benchmark, judged)
     run_config = {"source": str(samples_path), "judge_model": summary["model"], "judge": summary}
     results = build_results(benchmark, per_sample, metrics, run_config)
@@ -272,5 +346,5 @@ def _rebase_image(sample: dict, old_root: Path) -> dict:
     return sample
 
 
-__all__ = ["build_requests", "check_judge_ready", "check_template_slots", "image_payload", "judge_samples", "judge_summary",
-           "make_judge", "prompt_version", "read_template", "rejudge_file", "run_judge"]
+__all__ = ["JudgePlan", "build_requests", "check_judge_ready", "check_template_slots", "image_payload", "judge_samples",
+           "judge_summary", "make_judge", "prompt_version", "read_template", "rejudge_file"]

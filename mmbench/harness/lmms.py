@@ -32,18 +32,6 @@ from mmbench.benchmarks import Benchmark, Record
 from mmbench.errors import MmbenchError
 from mmbench.harness.runfiles import atomic_write_json, atomic_write_text, read_samples, write_samples
 
-ENGINES = ("mmbench", "lmms-eval")
-# benchmark -> ((lmms-eval task, its YAML inside lmms_eval/tasks, POPE split or None), ...)
-LMMS_TASKS: dict[str, tuple[tuple[str, str, str | None], ...]] = {
-    "pope": (("pope_random", "pope/pope_random.yaml", "random"), ("pope_pop", "pope/pope_pop.yaml", "popular"),
-             ("pope_adv", "pope/pope_adv.yaml", "adversarial")),
-    "textvqa": (("textvqa_val", "textvqa/textvqa_val.yaml", None),),
-    "gqa": (("gqa", "gqa/gqa.yaml", None),),
-    "mmvet": (("mmvet", "mmvet/mmvet.yaml", None),),
-    "llava_w": (("llava_in_the_wild", "llava-in-the-wild/llava-in-the-wild.yaml", None),),
-    "coco_recall": (("coco_cap_chair", "coco_cap_chair/coco_cap_chair.yaml", None),),
-}
-GENERATE_ONLY = ("mmvet", "llava_w", "coco_recall")  # lmms-eval scoring needs a GPT key or COCO files
 OVERLAY_PREFIX = "mmbench_data_"
 INSTALL_HINT = ('install it in a separate venv: python -m venv .venv-lmms && . .venv-lmms/bin/activate && '
                 'pip install torch==2.13.0 && pip install -e ".[lmms]" && pip uninstall -y torchvision '
@@ -51,12 +39,14 @@ INSTALL_HINT = ('install it in a separate venv: python -m venv .venv-lmms && . .
 
 
 def task_benchmark(task: str) -> tuple[str, str | None] | None:
-    """(benchmark id, POPE split) behind an lmms-eval task name: built-in, overlay or exported."""
+    """(benchmark id, split) behind an lmms-eval task name: built-in (a benchmark's `lmms.tasks`),
+    overlay or exported."""
+    from mmbench.benchmarks import benchmark_names, get_benchmark
     from mmbench.harness.lmms_export import benchmark_of_task
 
     name = task.removeprefix(OVERLAY_PREFIX)
-    for benchmark, tasks in LMMS_TASKS.items():
-        for builtin, _, split in tasks:
+    for benchmark in benchmark_names():
+        for builtin, _, split in get_benchmark(benchmark).lmms.tasks:
             if name == builtin:
                 return benchmark, split
     exported = benchmark_of_task(task)
@@ -123,9 +113,10 @@ def _doc(row: dict, record: Record, images: Path) -> dict:
     return doc
 
 
-def write_overlays(benchmarks: list[Benchmark], data: str | None, limit: int | None, work: Path,
+def write_overlays(benchmarks: list[Benchmark], sources: str | dict | None, limit: int | None, work: Path,
                    tasks_dir: str) -> list[TaskPlan]:
-    """Overlay task YAMLs + local JSONL docs under `work/tasks`, one per lmms-eval task."""
+    """Overlay task YAMLs + local JSONL docs under `work/tasks`, one per lmms-eval task
+    (`sources`: one data source, or one per benchmark name)."""
     from mmbench.benchmarks.loading import join_images, load_rows
     from mmbench.harness.lmms_export import Function, dump_yaml
 
@@ -133,12 +124,13 @@ def write_overlays(benchmarks: list[Benchmark], data: str | None, limit: int | N
     folder.mkdir(parents=True, exist_ok=True)
     plans = []
     for bench in benchmarks:
+        data = sources.get(bench.name) if isinstance(sources, dict) else sources
         rows, root = load_rows(data, name=bench.name, hub_id=bench.hub_id, config=bench.hub_config,
                                splits=bench.hub_splits, read_official=bench.read_official)
         if bench.image_join and rows and "image" not in rows[0]:
             rows = join_images(rows, data, bench)
         pairs = [(row, bench.record_from_row(row, root)) for row in rows]
-        for task, yaml_path, split in LMMS_TASKS[bench.name]:
+        for task, yaml_path, split in bench.lmms.tasks:
             chosen = [(r, rec) for r, rec in pairs if split is None or rec.reference.get("split") == split]
             chosen = chosen[:limit] if limit is not None else chosen
             docs = folder / f"{task}.jsonl"
@@ -148,7 +140,7 @@ def write_overlays(benchmarks: list[Benchmark], data: str | None, limit: int | N
                       "dataset_path": "json", "dataset_name": None,
                       "dataset_kwargs": {"data_files": {"test": str(docs.resolve())}}, "test_split": "test",
                       "process_docs": Function("mmbench.harness.lmms_export.image_docs")}
-            if bench.name in GENERATE_ONLY:
+            if not bench.lmms.scores_offline:
                 config["process_results"] = Function("mmbench.harness.lmms_export.generated_only")
                 config["metric_list"] = [{"metric": "mmbench_generated", "aggregation": "mean",
                                           "higher_is_better": True}]
@@ -243,7 +235,8 @@ def _metric_entry(row: dict) -> dict | None:
 def convert_rows(bench: Benchmark, split: str | None, rows: list[dict], records: list[Record] | None,
                  where: str) -> list[dict]:
     """lmms-eval per-sample log rows -> mmbench samples.  References come from the records the
-    engine wrote (by doc_id), an exported task's own entry, a logged `doc`, or POPE's metric entry."""
+    engine wrote (by doc_id), an exported task's own entry, a logged `doc`, or the metric entry
+    (`Benchmark.lmms.record_from_entry`: POPE's ground_truth)."""
     samples = []
     for row in sorted(rows, key=lambda r: r.get("doc_id", 0)):
         entry = _metric_entry(row) or {}
@@ -255,10 +248,10 @@ def convert_rows(bench: Benchmark, split: str | None, rows: list[dict], records:
             record = records[row["doc_id"]]
         elif isinstance(row.get("doc"), dict):
             record = bench.record_from_row({k: v for k, v in row["doc"].items() if k != "image"}, None)
-        elif bench.name == "pope" and "ground_truth" in entry:
-            record = Record(id=f"{split}/{entry.get('question_id', row['doc_id'])}", prompt=row.get("input", ""),
-                            image=None, reference={"answer": entry["ground_truth"], "split": split or "random"})
         else:
+            from_entry = bench.lmms.record_from_entry
+            record = from_entry(entry, split, row["doc_id"]) if from_entry is not None else None
+        if record is None:
             raise MmbenchError(f"{where}: the log has no document for doc_id {row.get('doc_id')} and {bench.name}'s "
                                "metric entries carry no reference; rerun lmms-eval with an exported mmbench task")
         sample = {"benchmark": bench.name, "id": record.id, "prompt": row.get("input") or record.prompt,
@@ -272,7 +265,7 @@ def convert_rows(bench: Benchmark, split: str | None, rows: list[dict], records:
 def finish_benchmark(bench: Benchmark, samples: list[dict], folder: Path, config: dict, strict: bool,
                      judge_step=None) -> dict | None:
     """Write samples.jsonl, judge what needs judging, score with mmbench, write results.json."""
-    from mmbench.harness.scoring import build_results, score_samples
+    from mmbench.harness.scoring import build_results, requested_parse, score_samples
 
     samples_path = folder / "samples.jsonl"
     write_samples(samples_path, samples)
@@ -280,7 +273,7 @@ def finish_benchmark(bench: Benchmark, samples: list[dict], folder: Path, config
         if judge_step is None:
             return None
         samples, config["judge"] = judge_step(bench, samples, samples_path)
-    per_sample, metrics = score_samples(bench, samples, strict=strict)
+    per_sample, metrics = score_samples(bench, samples, parse=requested_parse(strict))
     results = build_results(bench, per_sample, metrics, config)
     atomic_write_json(folder / "results.json", results)
     return results
@@ -289,21 +282,18 @@ def finish_benchmark(bench: Benchmark, samples: list[dict], folder: Path, config
 # ------------------------------------------------------------------------- the two entry points
 def run_lmms_eval(request) -> dict[str, dict]:
     """`mmbench eval --engine lmms-eval`: lmms-eval for what it has, mmbench's engine for the rest."""
-    from mmbench.harness.eval_api import make_judge_step, resolve_data, run_eval
-    from mmbench.harness.judge_client import JudgeConfig
-    from mmbench.harness.judge_runner import check_judge_ready
-    from mmbench.harness.model import _resolve_device, _resolve_source
+    from mmbench.harness.eval_api import make_judge_step, resolve_data, resolve_suite, run_eval
+    from mmbench.harness.scoring import requested_parse
+    from mmbench.harness.model import resolve_device, resolve_source
 
     benchmarks = list(request.benchmarks)
     if not benchmarks:
         raise MmbenchError("no benchmark selected")
     if request.model is None:
-        from mmbench.world.paths import shipped_base_model
-
-        model_path, model_spec, base_name = shipped_base_model(), None, "base"
+        model_path, model_spec, base_name = Path(resolve_suite(request, None).base_model()), None, "base"
     else:
         model_path, model_spec = Path(request.model).expanduser(), request.model
-        base_name = _resolve_source(request.model, request.trust_remote_code)[1]
+        base_name = resolve_source(request.model, request.trust_remote_code)[1]
     model_spec = str(model_path.resolve()) if model_path.exists() else model_spec
     name = request.name or f"{base_name}-lmms-eval"
     # This engine never reuses answers (it reruns lmms-eval), but it must not write into a run
@@ -318,24 +308,24 @@ def run_lmms_eval(request) -> dict[str, dict]:
         if not request.overwrite:
             raise
         shutil.rmtree(Path(request.out) / name)
-    lmms = [b for b in benchmarks if b.name in LMMS_TASKS]
-    fallback = [b for b in benchmarks if b.name not in LMMS_TASKS]
+    lmms = [b for b in benchmarks if b.lmms.tasks]
+    fallback = [b for b in benchmarks if not b.lmms.tasks]
     out = Path(request.out)
     all_results: dict[str, dict] = {}
     if fallback:
         print(f"lmms-eval has no task for {', '.join(b.name for b in fallback)}: running "
               f"{'it' if len(fallback) == 1 else 'them'} on mmbench's engine", file=sys.stderr, flush=True)
         all_results.update(run_eval(replace(request, benchmarks=fallback, engine="mmbench", name=name)))
-    data = resolve_data(request, model_path)
-    judge_step, use_scene = make_judge_step(request, data)
-    if not use_scene:
-        check_judge_ready(request.judge or JudgeConfig(), lmms)
+    suite = resolve_suite(request, None if request.model is None else model_path)
+    data = resolve_data(request, suite)
+    judge_step, judges = make_judge_step(request, suite)
+    judges.check(lmms)
     failed: list[str] = []
     info: dict = {}
     if lmms:
         python = find_python()
         info = preflight(python)
-        device = _resolve_device(request.device)
+        device = resolve_device(request.device)
         dtype = "float32" if request.dtype == "auto" and device == "cpu" else request.dtype
         work = out / name / "lmms-eval"
         shutil.rmtree(work, ignore_errors=True)
@@ -347,7 +337,7 @@ def run_lmms_eval(request) -> dict[str, dict]:
         code = run_process(command, work / "lmms-eval.log", {**offline, "TOKENIZERS_PARALLELISM": "false"})
         results, logs = read_output(work / "output")
         fingerprint = {"data": data, "limit": request.limit, "max_new_tokens": request.max_new_tokens,
-                       "engine": "lmms-eval", "parse": "strict" if request.strict_pope else "official"}
+                       "engine": "lmms-eval"}
         for bench in lmms:
             mine = [p for p in plans if p.benchmark is bench]
             bad = [p.task for p in mine if p.task not in results["results"] or p.task not in logs
@@ -356,11 +346,13 @@ def run_lmms_eval(request) -> dict[str, dict]:
                 failed += bad
                 continue
             samples = [s for p in mine
-                       for s in convert_rows(bench, p.split, _read_log(logs[p.task]), p.records, str(logs[p.task]))]
-            config = {"fingerprint": {**fingerprint, "version": bench.version}, "model": name, "engine": "lmms-eval",
+                       for s in convert_rows(bench, p.split, read_log(logs[p.task]), p.records, str(logs[p.task]))]
+            parse = bench.parse_for(requested_parse(request.strict))
+            config = {"fingerprint": {**fingerprint, "version": bench.version, "parse": parse},
+                      "model": name, "engine": "lmms-eval",
                       "lmms_eval": {"version": info["version"], "tasks": [p.task for p in mine],
                                     "metrics": {p.task: own_metrics(results, p.task) for p in mine}}}
-            done = finish_benchmark(bench, samples, out / name / bench.name, config, request.strict_pope, judge_step)
+            done = finish_benchmark(bench, samples, out / name / bench.name, config, request.strict, judge_step)
             if done is not None:
                 all_results[bench.name] = done
         if code != 0 and not failed and len(all_results) < len(benchmarks):
@@ -377,11 +369,5 @@ def run_lmms_eval(request) -> dict[str, dict]:
     return all_results
 
 
-def _read_log(path: Path) -> list[dict]:
+def read_log(path: Path) -> list[dict]:
     return [{k: v for k, v in s.items() if k != "_line"} for s in read_samples(path)]
-
-def import_lmms(results_dir: Path, out: Path, name: str | None = None, strict: bool = False) -> dict[str, dict]:
-    """`mmbench import-lmms` (harness/lmms_import.py)."""
-    from mmbench.harness.lmms_import import import_lmms as run
-
-    return run(results_dir, out, name=name, strict=strict)

@@ -2,7 +2,8 @@
 
 Each exported folder holds `<task>.yaml` and a small `utils.py` whose functions call back into this
 module, so the task uses mmbench's own loaders (`record_from_row` on the local data file), prompts,
-judge (the scene judge on world data, the OpenAI-compatible judge client otherwise) and scorers:
+judge (the data's suite's own judge, e.g. the world's scene judge; the OpenAI-compatible judge client
+otherwise) and scorers:
 
     lmms_eval --model llava_hf --include_path DIR --tasks mmhal_v ...
 
@@ -23,31 +24,30 @@ from pathlib import Path
 
 from mmbench.errors import MmbenchError
 
-# Metrics declared to lmms-eval per benchmark (the headline first); every one comes from the
-# benchmark's own aggregate().
-METRICS = {
-    "pope": ("f1", "accuracy", "precision", "recall", "yes_ratio"),
-    "mmhal": ("score", "hallucination_rate"),
-    "mmhal_v": ("score", "hallucination_rate"),
-    "llava_w": ("relative_score",),
-    "textvqa": ("accuracy",),
-    "gqa": ("accuracy",),
-    "mmvet": ("score",),
-    "coco_recall": ("recall", "chair_i", "chair_s"),
-}
-NATIVE_NAMES = {"mmhal": "mmhal", "mmhal_v": "mmhal_v"}  # lmms-eval has no task of these names
+
+def metrics_of(bench) -> tuple[str, ...]:
+    """Metrics an exported task declares to lmms-eval, headline first; every one comes from the
+    benchmark's own aggregate()."""
+    return bench.lmms.metrics or (bench.headline,)
 
 
 def task_name(benchmark: str) -> str:
-    return NATIVE_NAMES.get(benchmark, f"mmbench_{benchmark}")
+    """`mmbench_<id>` beside lmms-eval's own task of a benchmark; a benchmark lmms-eval lacks
+    (no `lmms.tasks`: MMHal, MMHal-V) keeps its own name."""
+    from mmbench.benchmarks import get_benchmark
+
+    return f"mmbench_{benchmark}" if get_benchmark(benchmark).lmms.tasks else benchmark
 
 
 def benchmark_of_task(task: str) -> str | None:
     """The mmbench benchmark id behind an exported task name, or None."""
-    from mmbench.benchmarks import BENCHMARKS
+    from mmbench.benchmarks import benchmark_names
 
-    name = task.removeprefix("mmbench_")
-    return name if name in BENCHMARKS and task == task_name(name) else None
+    names = benchmark_names()
+    for name in dict.fromkeys((task, task.removeprefix("mmbench_"))):
+        if name in names and task == task_name(name):
+            return name
+    return None
 
 
 # ------------------------------------------------------------------------ runtime: overlay tasks
@@ -103,19 +103,37 @@ def doc_to_text(doc, lmms_eval_specific_kwargs=None):
 _JUDGES: dict = {}
 
 
-def _judge(benchmark: str, world: str | None, judge_model: str | None, judge_base_url: str | None):
-    key = (benchmark, world, judge_model, judge_base_url)
+def _judge(benchmark: str, local: str | None, judge_model: str | None, judge_base_url: str | None):
+    """`local`: a data folder whose suite has a judge of its own (the world's scene judge)."""
+    key = (benchmark, local, judge_model, judge_base_url)
     if key not in _JUDGES:
-        if world:
-            from mmbench.world.scene_judge import SceneJudge
-
-            _JUDGES[key] = SceneJudge(world)
+        own = _local_judge(benchmark, local) if local else None
+        if own is not None:
+            _JUDGES[key] = own
         else:
             from mmbench.harness.judge_client import JudgeConfig
             from mmbench.harness.judge_runner import make_judge
 
             _JUDGES[key] = make_judge(benchmark, JudgeConfig(model=judge_model, base_url=judge_base_url))
     return _JUDGES[key]
+
+
+def _local_judge(benchmark: str, folder: str):
+    """The suite's own judge for data under `folder` (None: it has none, or wants a remote one)."""
+    from mmbench.benchmarks import get_benchmark
+    from mmbench.harness.judge_client import JudgeConfig
+    from mmbench.suites import claimed_suite
+
+    suite = claimed_suite(folder)
+    own = suite.judge(get_benchmark(benchmark)) if suite is not None else None
+    return None if own is None or isinstance(own, JudgeConfig) else own
+
+
+def _has_local_judges(root: Path, names) -> bool:
+    from mmbench.benchmarks import get_benchmark
+
+    judged = [n for n in names if get_benchmark(n).judged]
+    return bool(judged) and _local_judge(judged[0], str(root)) is not None
 
 
 def process_results(doc, results, benchmark: str, world: str | None = None, judge_model: str | None = None,
@@ -134,10 +152,8 @@ def process_results(doc, results, benchmark: str, world: str | None = None, judg
         from mmbench.harness.judge_runner import judge_samples
 
         sample = judge_samples(bench, [sample], _judge(benchmark, world, judge_model, judge_base_url))[0]
-    outputs = (sample.get("judge") or {}).get("outputs")
-    options = {"strict": False} if benchmark == "pope" else {}
-    entry = {"sample": sample, "scored": bench.score(sample["reference"], sample["response"], outputs, **options)}
-    return {metric: entry for metric in METRICS[benchmark]}
+    entry = {"sample": sample, "scored": bench.score_sample(sample)}  # the benchmark's default parse
+    return {metric: entry for metric in metrics_of(bench)}
 
 
 def aggregate(items: Sequence[dict], benchmark: str, metric: str) -> float:
@@ -155,7 +171,7 @@ from mmbench.harness import lmms_export as _mm
 
 BENCHMARK = {benchmark!r}
 DATA_FILE = {data_file!r}  # the local data file (dataset_path: json in the YAML)
-WORLD = {world!r}  # a world folder: the scene judge; None: the OpenAI-compatible judge client
+WORLD = {world!r}  # a data folder whose suite judges locally (the world's scene judge); None: the OpenAI-compatible judge
 JUDGE_MODEL = {judge_model!r}
 JUDGE_BASE_URL = {judge_base_url!r}
 
@@ -198,7 +214,7 @@ def _yaml(benchmark, data_file: Path) -> dict:
                               "do_sample": False, "num_beams": 1, "until": []},
         "process_results": Function("utils.process_results"),
         "metric_list": [{"metric": m, "aggregation": Function(f"utils.aggregate_{_safe(m)}"),
-                         "higher_is_better": bench.higher_is_better.get(m, True)} for m in METRICS[bench.name]],
+                         "higher_is_better": bench.higher_is_better_for(m)} for m in metrics_of(bench)],
         "metadata": {"version": bench.version, "mmbench_benchmark": bench.name},
     }
 
@@ -235,19 +251,20 @@ def export_tasks(out: Path, data: str | None = None, benchmarks: Sequence[str] |
                  judge_model: str | None = None, judge_base_url: str | None = None) -> list[Path]:
     """Write one lmms-eval task folder per benchmark under `out`; return the YAML paths.
 
-    `data`: None or "world" for the (built on demand) world, else a local folder holding one
-    sub-folder per benchmark with its official JSON/JSONL file next to the images."""
+    `data`: None or a suite name for that suite's data (the default suite: the world, built on
+    demand), else a local folder holding one sub-folder per benchmark with its official
+    JSON/JSONL file next to the images."""
     from mmbench.benchmarks import BENCHMARKS, get_benchmark
+    from mmbench.suites import SUITES, get_suite
 
-    if data in (None, "world"):
-        from mmbench.world.build import ensure_world
-
-        root = ensure_world()
-    else:
-        root = Path(data).expanduser().resolve()
-        if not root.is_dir():
-            raise MmbenchError(f"data folder not found: {data} (exported tasks read local files only)")
-    world = str(root) if (root / "world.json").exists() and not (judge_model or judge_base_url) else None
+    if data is None or data in SUITES:
+        suite = get_suite(data)
+        data = suite.benchmark_data(get_benchmark(next(iter(benchmarks or BENCHMARKS))))
+    root = Path(data).expanduser().resolve() if data else None
+    if root is None or not root.is_dir():
+        raise MmbenchError(f"data folder not found: {data} (exported tasks read local files only)")
+    local = None if judge_model or judge_base_url else str(root)
+    world = local if local and _has_local_judges(root, benchmarks or list(BENCHMARKS)) else None
     names = list(benchmarks) if benchmarks else list(BENCHMARKS)
     written = []
     for name in names:
@@ -258,7 +275,7 @@ def export_tasks(out: Path, data: str | None = None, benchmarks: Sequence[str] |
         config = _yaml(bench, data_file)
         (folder / f"{task_name(name)}.yaml").write_text(dump_yaml(config), encoding="utf-8")
         utils = _UTILS.format(benchmark=name, data_file=str(data_file), world=world, judge_model=judge_model, judge_base_url=judge_base_url)
-        utils += "".join(_AGG.format(safe=_safe(m), metric=m) for m in METRICS[name])
+        utils += "".join(_AGG.format(safe=_safe(m), metric=m) for m in metrics_of(bench))
         (folder / "utils.py").write_text(utils, encoding="utf-8")
         written.append(folder / f"{task_name(name)}.yaml")
     return written

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from mmbench.benchmarks import get_benchmark
 from mmbench.errors import MmbenchError
-from mmbench.harness.lmms import _read_log, convert_rows, finish_benchmark, own_metrics, read_output, task_benchmark
+from mmbench.harness.lmms import read_log, convert_rows, finish_benchmark, own_metrics, read_output, task_benchmark
 from mmbench.harness.runfiles import atomic_write_json
+from mmbench.harness.scoring import requested_parse
 
 
 def _check_import_target(folder: Path, source: Path) -> None:
@@ -43,9 +44,9 @@ def import_lmms(results_dir: Path, out: Path, name: str | None = None, strict: b
     for bench_name, tasks in by_bench.items():
         bench = get_benchmark(bench_name)
         samples = [s for task, split in tasks
-                   for s in convert_rows(bench, split, _read_log(logs[task]), None, str(logs[task]))]
+                   for s in convert_rows(bench, split, read_log(logs[task]), None, str(logs[task]))]
         config = {"engine": "lmms-eval", "source": str(Path(results_dir).resolve()),
-                  **({"parse": "strict" if strict else "official"} if bench.name == "pope" else {}),
+                  **bench.parse_config(requested_parse(strict)),
                   "lmms_eval": {"version": results.get("lmms_eval_version"), "tasks": [t for t, _ in tasks],
                                 "metrics": {t: own_metrics(results, t) for t, _ in tasks}}}
         done = finish_benchmark(bench, samples, Path(out) / name / bench.name, config, strict)

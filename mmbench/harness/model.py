@@ -18,8 +18,10 @@ generation uses) and `encode_completions` (prompt + completion token ids with an
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from mmbench.harness.generation import GenerationRequest
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 IGNORE_INDEX = -100  # label value the loss skips (prompt and padding positions)
-_HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
 
 def load_model(path_or_hub_id: str | Path, *, dtype: str = "auto", device: str = "auto",
@@ -42,8 +44,8 @@ def load_model(path_or_hub_id: str | Path, *, dtype: str = "auto", device: str =
     """
     if dtype not in DTYPES:
         raise MmbenchError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
-    device = _resolve_device(device)
-    source, name, config, local_only = _resolve_source(str(path_or_hub_id), trust_remote_code)
+    device = resolve_device(device)
+    source, name, config, local_only = resolve_source(str(path_or_hub_id), trust_remote_code)
     torch_dtype = _resolve_dtype(dtype, device, config)
 
     from transformers import AutoModelForImageTextToText
@@ -51,8 +53,9 @@ def load_model(path_or_hub_id: str | Path, *, dtype: str = "auto", device: str =
     common = {"trust_remote_code": trust_remote_code, "local_files_only": local_only}
     try:
         processor = families.load_processor(source, config, **common)
-        model, info = AutoModelForImageTextToText.from_pretrained(
-            source, dtype=torch_dtype, use_safetensors=True, output_loading_info=True, **common)
+        with quiet_loading():
+            model, info = AutoModelForImageTextToText.from_pretrained(
+                source, dtype=torch_dtype, use_safetensors=True, output_loading_info=True, **common)
     except (OSError, ValueError, KeyError, ImportError) as exc:
         raise MmbenchError(f"could not load {path_or_hub_id}: {_first_line(exc)}") from exc
     except Exception as exc:  # safetensors' own error class: a truncated or garbage weights file
@@ -224,7 +227,29 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def _resolve_device(device: str) -> str:
+@contextmanager
+def quiet_loading():
+    """No "Loading weights" bar per model load (every command loads one or two) unless
+    --verbose / MMBENCH_VERBOSE=1; hub download bars are left as they were."""
+    if os.environ.get("MMBENCH_VERBOSE", "").strip().lower() not in ("", "0", "false", "no"):
+        yield
+        return
+    from huggingface_hub import utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    hub_was_off = hub_utils.are_progress_bars_disabled()
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    if not hub_was_off:
+        hub_utils.enable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
+def resolve_device(device: str) -> str:
     import torch
 
     if device == "auto":
@@ -249,22 +274,22 @@ def _resolve_dtype(dtype: str, device: str, config: dict):
     return getattr(torch, stored) if stored in ("bfloat16", "float16") else torch.float32
 
 
-def _resolve_source(spec: str, trust_remote_code: bool) -> tuple[str, str, dict, bool]:
+def resolve_source(spec: str, trust_remote_code: bool) -> tuple[str, str, dict, bool]:
     """(what to pass to from_pretrained, run name, config dict, local_files_only) — or a clear error."""
     path = Path(spec).expanduser()
     if path.exists():
         if not path.is_dir():
             raise MmbenchError(f"{spec} is a file; give the model folder")
-        config = _check_local_files(path, spec, require_weights=False)
-        _check_architecture(config, spec, trust_remote_code)
-        _check_local_files(path, spec)
+        config = check_local_files(path, spec, require_weights=False)
+        check_architecture(config, spec, trust_remote_code)
+        check_local_files(path, spec)
         return str(path), path.resolve().name, config, True
-    if not _HUB_ID.match(spec) or spec.startswith((".", "~")):
+    if not HUB_ID.match(spec) or spec.startswith((".", "~")):
         raise MmbenchError(f"model folder not found: {spec}")
     return _resolve_hub(spec, trust_remote_code)
 
 
-def _check_local_files(path: Path, spec: str, require_weights: bool = True) -> dict:
+def check_local_files(path: Path, spec: str, require_weights: bool = True) -> dict:
     """A local checkpoint folder's files, without importing transformers: config.json is a JSON
     object, and every .safetensors file has a sound header.  Returns the config."""
     config = _read_config(path / "config.json", spec)
@@ -313,13 +338,13 @@ def _resolve_hub(repo: str, trust_remote_code: bool) -> tuple[str, str, dict, bo
             raise MmbenchError(f"{repo!r} is not a local folder and the Hugging Face hub is unreachable "
                                f"({_first_line(exc)}); pass a local model folder") from exc
         config = _read_config(Path(cached), repo)
-        _check_architecture(config, repo, trust_remote_code)
+        check_architecture(config, repo, trust_remote_code)
         return repo, name, config, True
     files = [s.rfilename for s in (info.siblings or [])]
     if "config.json" not in files:
         raise MmbenchError(f"{repo!r} has no config.json; it is not a transformers model")
     config = _read_config(Path(hub.hf_hub_download(repo, "config.json")), repo)
-    _check_architecture(config, repo, trust_remote_code)
+    check_architecture(config, repo, trust_remote_code)
     if not any(f.endswith(".safetensors") for f in files):
         raise MmbenchError(f"{repo!r} publishes no .safetensors weights (only safetensors are loaded)")
     return repo, name, config, False
@@ -337,7 +362,7 @@ def _read_config(path: Path, spec: str) -> dict:
     return config
 
 
-def _check_architecture(config: dict, spec: str, trust_remote_code: bool) -> None:
+def check_architecture(config: dict, spec: str, trust_remote_code: bool) -> None:
     """Refuse checkpoints that are not image-text-to-text models before any weight is read."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES as known
 

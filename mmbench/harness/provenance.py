@@ -185,7 +185,7 @@ class Conflict(MmbenchError):
 
 # Where things are, not what they are: a moved checkpoint, data folder or cache trains the same
 # model.  The data's content is in the key through its own fingerprint.
-_LOCATION_FIELDS = {"out", "cache_dir", "base", "data", "prompts", "image_root", "save_every", "overwrite"}
+_LOCATION_FIELDS = {"out", "cache_dir", "suite", "base", "data", "prompts", "image_root", "save_every", "overwrite"}
 
 
 def training_key(config: dict, base_fingerprint: str, data_fingerprint: str) -> dict:

@@ -1,4 +1,5 @@
-"""The run-file contract (DESIGN.md): `<out>/<model>/<benchmark>/results.json` and `samples.jsonl`.
+"""The run-file contract: `<out>/<model>/<benchmark>/results.json` and `samples.jsonl`
+(docs/architecture.md, "Run files").
 
 Every write goes to a temporary file in the same folder and is renamed into place, so a killed
 process never leaves a half-written file behind.

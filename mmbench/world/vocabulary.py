@@ -1,4 +1,4 @@
-"""The world's object vocabulary for CHAIR matching, registered as "world" on import.
+"""The world's object vocabulary for CHAIR matching (the world suite's `vocabulary()`).
 
 Same shape as CHAIR's COCO table: one line per kind, canonical name first, then synonyms.
 Plural forms are listed too, because the rule-based singulariser does not know every one
@@ -7,7 +7,7 @@ Plural forms are listed too, because the rule-based singulariser does not know e
 
 from __future__ import annotations
 
-from mmbench.benchmarks.chair import register_vocabulary, vocabulary_from_table
+from mmbench.benchmarks.chair import vocabulary_from_table
 
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "circle": ("circle", "ring", "disc", "disk", "round shape"),
@@ -37,4 +37,3 @@ def table_lines() -> list[str]:
 
 
 VOCABULARY = vocabulary_from_table("world", table_lines())
-register_vocabulary(VOCABULARY)
