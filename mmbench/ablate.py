@@ -191,13 +191,16 @@ def plan_grid(config: AblationConfig, benchmarks, overwrite: bool = False) -> li
                               overwrite=overwrite, why=True, distributed=False)
         return run_eval(request)["plans"]
 
-    def summary(rows: list[dict]) -> tuple[str, str | None]:
+    def summary(rows: list[dict]) -> tuple[str, str | None, dict]:
+        """(status, conflict, answers to generate per benchmark: None for all)"""
         refused = [r for r in rows if r["action"] == "refuse"]
         reused = sum(r["action"] == "reuse" for r in rows)
-        return f"{reused}/{len(rows)} evaluated", (refused[0]["reason"] if refused else None)
+        return (f"{reused}/{len(rows)} evaluated", (refused[0]["reason"] if refused else None),
+                {r["benchmark"]: r["todo"] for r in rows})
 
-    status, conflict = summary(eval_rows(config.base, "base"))
-    plans = [{"point": "base", "value": None, "seed": None, "train": "—", "eval": status, "conflict": conflict}]
+    status, conflict, todo = summary(eval_rows(config.base, "base"))
+    plans = [{"point": "base", "value": None, "seed": None, "train": "—", "eval": status, "conflict": conflict,
+              "eval_todo": todo}]
     for index, value in enumerate(config.values):
         if config.point is not None and index != config.point:
             continue
@@ -206,14 +209,16 @@ def plan_grid(config: AblationConfig, benchmarks, overwrite: bool = False) -> li
             key = training_provenance(get_trainer(cfg.trainer), cfg)["key"]
             train, conflict = checkpoint_status(Path(cfg.out), key)
             row = {"point": str(index), "value": value, "seed": seed, "train": train, "conflict": conflict,
-                   "eval": "after training"}
+                   "eval": "after training", "steps": cfg.max_steps, "eval_todo": {}}
             if train == "resume":
                 from mmbench.trainers.loop import partial_dir
 
                 step = json.loads((partial_dir(Path(cfg.out)) / "step.json").read_text())["step"]
-                row["train"] = f"resume from step {step}"
+                row["train"], row["steps"] = f"resume from step {step}", cfg.max_steps - step
             if train == "reuse":
-                row["eval"], row["conflict"] = summary(eval_rows(cfg.out, point_name(config.knob, value, seed)))
+                row["eval"], row["conflict"], row["eval_todo"] = summary(
+                    eval_rows(cfg.out, point_name(config.knob, value, seed)))
+                row["steps"] = 0
             elif conflict and overwrite:
                 row["train"] = "retrain (--overwrite)"
             elif train == "train":
@@ -303,9 +308,28 @@ def _needs_bdhs(config: AblationConfig) -> bool:
     return any(needs(trainer, "bdhs", point_options(config, v, config.seeds[0])) for v in config.values)
 
 
-def run_ablation(config: AblationConfig, overwrite: bool = False, why: bool = False) -> dict:
+def grid_work(config: AblationConfig, plans: list[dict]):
+    """The plan in the units a cost estimate prices (mmbench/trainers/cost.py)."""
+    from mmbench.trainers.cost import GridWork, PointWork
+    from mmbench.trainers.registry import get_knob, get_trainer
+
+    samples = getattr(get_trainer(get_knob(config.knob).trainer), "samples_online", None)
+    points = []
+    for row in plans[1:]:
+        cfg = train_config(config, row["value"], row["seed"])
+        live = samples is None or bool(samples(cfg)) or cfg.live_reference
+        points.append(PointWork(point_name(config.knob, row["value"], row["seed"]), cfg, row["steps"],
+                                row["eval_todo"], live))
+    return GridWork(train_config(config, min(config.values), config.seeds[0]), _needs_bdhs(config),
+                    plans[0]["eval_todo"], points,
+                    {"model": config.base, "data": config.eval_data, "suite": config.suite, "limit": config.limit,
+                     "batch_size": config.batch_size, "max_new_tokens": config.max_new_tokens})
+
+
+def run_ablation(config: AblationConfig, overwrite: bool = False, why: bool = False, dry_run: bool = False) -> dict:
     """Plan (refusing stored work of another provenance unless `overwrite`), precompute, train and
-    evaluate every point, then report.  `why`: print the plan only."""
+    evaluate every point, then report.  `why`: print the plan only.  `dry_run`: the plan and a cost
+    estimate from a short calibration on the base and this device; nothing is written."""
     from mmbench.benchmarks import resolve_benchmarks
     from mmbench.harness.evaluate import Distributed
     from mmbench.harness.provenance import Conflict
@@ -318,13 +342,20 @@ def run_ablation(config: AblationConfig, overwrite: bool = False, why: bool = Fa
     plans = plan_grid(config, benchmarks, overwrite)
     if main:
         print_plan(config, benchmarks, plans)
-    if why:
+    if why and not dry_run:
         return {}
     conflicts = [p for p in plans if p["conflict"]]
     if conflicts and not overwrite:
         first = conflicts[0]
         where = "base" if first["point"] == "base" else point_name(config.knob, first["value"], first["seed"])
         raise Conflict(f"{where}: {first['conflict'].split('; use ')[0]}; use --overwrite or another --out")
+    if dry_run:
+        from mmbench.trainers.cost import estimate_grid, print_estimate
+
+        if main:
+            console.print("calibrating (the base model, on this device; nothing is written)...")
+            print_estimate(estimate_grid(grid_work(config, plans), benchmarks), console)
+        return {}
     config.folder.mkdir(parents=True, exist_ok=True)
     if main:
         name = "ablation.json" if config.point is None else f"ablation.point{config.point}.json"

@@ -164,6 +164,8 @@ def ablate(
     point: Optional[int] = typer.Option(None, "--point", help="run only grid value K (0-based), for array jobs"),
     overwrite: bool = OVERWRITE,
     why: bool = WHY,
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and a cost estimate per phase from a short "
+                                 "calibration on the base and this device; run nothing, write nothing"),
     data_format: Optional[str] = DATA_FORMAT,
     image_root: Optional[str] = IMAGE_ROOT,
     subset: Optional[int] = SUBSET,
@@ -179,7 +181,7 @@ def ablate(
                      eval_data=eval_data, benchmarks=benchmarks, max_steps=max_steps, limit=limit, out=out,
                      point=point, train=_assignments(assignments) or None)
     overrides.update(_data_options(data_format, image_root, subset, subset_seed, skip_bad_rows, pairs))
-    run_ablation(resolve_config(knob, config, overrides), overwrite=overwrite, why=why)
+    run_ablation(resolve_config(knob, config, overrides), overwrite=overwrite, why=why, dry_run=dry_run)
 
 
 def _train_help() -> str:

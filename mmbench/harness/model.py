@@ -229,8 +229,8 @@ def _first_line(exc: BaseException) -> str:
 
 @contextmanager
 def quiet_loading():
-    """No "Loading weights" bar per model load (every command loads one or two) unless
-    --verbose / MMBENCH_VERBOSE=1; hub download bars are left as they were."""
+    """No "Loading weights" / "Writing model shards" bar per model load or save (every command
+    loads one or two) unless --verbose / MMBENCH_VERBOSE=1; hub download bars are left as they were."""
     if os.environ.get("MMBENCH_VERBOSE", "").strip().lower() not in ("", "0", "false", "no"):
         yield
         return

