@@ -122,12 +122,10 @@ def pending_precompute(adapter, config: TrainConfig, used: list, fingerprint: st
 
 def measure_bdhs(adapter, rows: list, config: TrainConfig) -> tuple[float, float, list]:
     """(embedder load seconds, seconds per negative, negatives) on a handful of rows."""
-    from mmbench.harness.model import quiet_loading
     from mmbench.trainers.bdhs import load_embedder, sample_negatives
 
     start = time.perf_counter()
-    with quiet_loading():
-        embed = load_embedder(config.options.sampler.embedder)
+    embed = load_embedder(config.options.sampler.embedder)
     loaded = time.perf_counter() - start
     picked = rows[:BDHS_ROWS]
     start = clock()
