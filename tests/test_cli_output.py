@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def _eval(tmp_path, *extra):
     env = {**os.environ, "MMBENCH_VERBOSE": ""}
@@ -12,6 +14,7 @@ def _eval(tmp_path, *extra):
                           capture_output=True, text=True, env=env, check=False)
 
 
+@pytest.mark.slow  # a CLI run end to end; CI runs the slow tier too
 def test_loading_bars_are_hidden_unless_verbose(tmp_path):
     quiet = _eval(tmp_path)
     assert quiet.returncode == 0, quiet.stderr[-2000:]

@@ -61,6 +61,7 @@ def estimate_rows(output: str) -> dict[str, list[str]]:
     return rows
 
 
+@pytest.mark.slow  # a CLI run end to end; CI runs the slow tier too
 def test_dry_run_prints_every_phase_and_writes_nothing(setup):
     out = setup["root"] / "grid"
     (out / "notes").mkdir(parents=True)

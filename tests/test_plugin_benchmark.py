@@ -13,6 +13,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from plugin_site import doc_example, install_plugin
 
 TOY_MODULE = doc_example("toy_benchmark")  # the worked example of docs/architecture.md
@@ -44,6 +46,7 @@ def mmbench(*args):
     return done
 
 
+@pytest.mark.slow  # a CLI run end to end; CI runs the slow tier too
 def test_plugin_benchmark_runs_through_eval_and_report(tmp_path, monkeypatch):
     install_plugin(tmp_path / "site", "toy-colours",
                    {"mmbench.benchmarks": {"toy_colours": "toy_colours_bench:BENCHMARK"}},

@@ -45,6 +45,7 @@ def toy_world(tmp_path_factory):
     return small_world(tmp_path_factory.mktemp("toy_suite"))
 
 
+@pytest.mark.slow  # a CLI run end to end; CI runs the slow tier too
 def test_a_plugin_suite_drives_eval_with_its_own_data_and_judge(toy_world, tmp_path, monkeypatch):
     import shutil
 
@@ -73,6 +74,7 @@ def test_a_plugin_suite_drives_eval_with_its_own_data_and_judge(toy_world, tmp_p
     assert bad.returncode == 2 and "did you mean 'toy'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # a CLI run end to end; CI runs the slow tier too
 def test_a_suite_file_gives_per_benchmark_data_and_judges(toy_world, tmp_path, monkeypatch):
     from mmbench.benchmarks import get_benchmark
     from mmbench.harness.eval_api import EvalRequest, run_eval
