@@ -28,6 +28,7 @@ def cli(*args, env=None):
                           env={**os.environ, **(env or {})})
 
 
+@pytest.mark.slow  # all eight benchmarks end to end through the CLI
 def test_eval_all_benchmarks_through_the_cli(setup, tmp_path):
     out = tmp_path / "runs"
     result = cli("eval", str(setup["model"]), "--data", str(setup["world"]), "--limit", "2",
