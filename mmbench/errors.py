@@ -49,6 +49,19 @@ def read_text(path: str | Path) -> str:
         raise decode_error(path, exc, data) from None
 
 
+def read_json_object(path: str | Path, what: str = "") -> dict:
+    """A JSON file whose top level is an object; anything else is one line naming the file."""
+    import json
+
+    try:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise MmbenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise MmbenchError(f"{path}: expected a JSON object{what}, got {type(data).__name__}")
+    return data
+
+
 def read_table_file(path: str | Path) -> dict:
     """A TOML or YAML file (by suffix; TOML otherwise) whose top level is a table."""
     path = Path(path)

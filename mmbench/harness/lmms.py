@@ -180,15 +180,10 @@ def read_output(folder: Path) -> tuple[dict, dict[str, Path]]:
     folder = Path(folder)
     results: dict = {"results": {}, "n-samples": {}, "configs": {}, "config": {}}
     version = None
-    from mmbench.errors import read_text
+    from mmbench.errors import read_json_object
 
     for path in sorted(folder.rglob("*_results.json"), key=lambda p: p.name):
-        try:
-            data = json.loads(read_text(path))
-        except json.JSONDecodeError as exc:
-            raise MmbenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(data, dict):
-            raise MmbenchError(f"{path}: expected a JSON object (lmms-eval's results), got {type(data).__name__}")
+        data = read_json_object(path, " (lmms-eval's results)")
         for key in results:
             part = data.get(key) or {}
             if not isinstance(part, dict):

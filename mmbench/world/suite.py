@@ -7,10 +7,8 @@ mmbench/world imports this module.  A suite object is bound to one built world: 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from mmbench.errors import MmbenchError
 
 
 def world_root_of(path: Path) -> Path | None:
@@ -86,15 +84,9 @@ class WorldSuite:
             return WorldSuite()
         config = path / "train_config.json" if path.is_dir() else None
         if config is not None and config.exists():
-            from mmbench.errors import read_text
+            from mmbench.errors import read_json_object
 
-            try:
-                stored = json.loads(read_text(config))
-            except json.JSONDecodeError as exc:
-                raise MmbenchError(f"{config}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(stored, dict):
-                raise MmbenchError(f"{config}: expected a JSON object")
-            data = stored.get("data")
+            data = read_json_object(config).get("data")
             if data is None:
                 return WorldSuite()
             # The default world's benchmarks, as for the base (its training data's world may be a
