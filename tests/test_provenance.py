@@ -73,6 +73,7 @@ def test_other_checkpoint_with_the_same_folder_name_is_refused(setup, tmp_path):
     assert {"checkpoint_fingerprint", "data_fingerprints", "mmbench_version"} <= set(meta)
 
 
+@pytest.mark.slow
 def test_report_refuses_one_name_for_two_checkpoints(setup, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     assert evaluate(setup, setup["m1"], a).returncode == 0
@@ -116,6 +117,7 @@ def test_batch_size_reuses_and_a_longer_limit_recomputes_exactly(setup, tmp_path
         assert (out / "ckpt" / "pope" / name).read_text() == (tmp_path / "fresh" / "ckpt" / "pope" / name).read_text()
 
 
+@pytest.mark.slow
 def test_changed_data_is_refused(setup, tmp_path):
     data = tmp_path / "world"
     shutil.copytree(setup["world"], data)
