@@ -59,6 +59,40 @@ def test_report_writes_csv_markdown_and_plot(tmp_path):
     assert written["plot_gamma"].exists() and written["plot_gamma"].stat().st_size > 1000
 
 
+def test_seeds_are_averaged_with_their_range_and_drawn_as_a_band(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    make_run(runs, "base", {"knob": "base"}, {"gqa": gqa_pairs(10)})
+    right = {(0.0, 1): 12, (0.0, 2): 14, (0.0, 3): 16, (1.0, 1): 10, (1.0, 2): 10, (1.0, 3): 13}
+    for (value, seed), n in right.items():
+        make_run(runs, f"gamma={value:g}-seed{seed}", {"knob": "gamma", "value": value, "seed": seed},
+                 {"gqa": gqa_pairs(n)})
+    import mmbench.reports.plots as plots
+
+    drawn = {}
+    real = plots.plot_ablation
+
+    def spy(knob, points, base, path):
+        drawn[knob] = {p.value: sorted(plots.seed_values(p.runs, "gqa")) for p in points}
+        return real(knob, points, base, path)
+
+    monkeypatch.setattr(plots, "plot_ablation", spy)
+    written = write_report([runs], tmp_path / "report", replicates=200)
+    md = written["markdown"].read_text()
+    section = md[md.index("## Grid points over seeds"):]
+    lines = {line.split("|")[2].strip(): line for line in section.splitlines() if line.startswith("| gamma")}
+    # gamma=0: 60, 70, 80 -> mean 70, +20 over the base's 50, seeds 60-80; gamma=1: 50, 50, 65
+    assert "| 3 " in lines["0.00"] and "70.00 (+20.00) [" in lines["0.00"] and "60.0–80.0" in lines["0.00"]
+    assert "55.00 (+5.00) [" in lines["1.00"] and "50.0–65.0" in lines["1.00"]
+    low, high = (float(x) for x in lines["0.00"].split("[")[1].split("]")[0].split(","))
+    assert 55 <= low < 70 < high <= 85  # resamples seeds too: wider than one seed's interval alone
+    assert drawn["gamma"] == {0.0: [60.0, 70.0, 80.0], 1.0: [50.0, 50.0, 65.0]}
+    assert written["plot_gamma"].stat().st_size > 1000
+    one_seed = tmp_path / "one"
+    make_run(one_seed, "base", {"knob": "base"}, {"gqa": gqa_pairs(10)})
+    make_run(one_seed, "gamma=0-seed1", {"knob": "gamma", "value": 0.0, "seed": 1}, {"gqa": gqa_pairs(12)})
+    assert "over seeds" not in write_report([one_seed], tmp_path / "r1", replicates=50)["markdown"].read_text()
+
+
 def test_hostile_model_text_is_escaped(tmp_path):
     assert md_cell("a|b\nc<script>") == "a\\|b c&lt;script&gt;"
     runs = tmp_path / "runs"

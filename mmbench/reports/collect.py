@@ -30,6 +30,13 @@ class ModelRun:
     def is_base(self) -> bool:
         return self.knob == "base"
 
+    def headline(self, benchmark: str) -> float | None:
+        results = self.results.get(benchmark)
+        if not results:
+            return None
+        value = results["metrics"].get(results["headline"])
+        return None if value is None else float(value)
+
     def samples_path(self, benchmark: str) -> Path:
         return self.folders.get(benchmark, self.folder) / benchmark / "samples.jsonl"
 
@@ -118,3 +125,8 @@ def collect_runs(roots: list[Path]) -> list[ModelRun]:
         raise MmbenchError(f"no results.json found under {', '.join(str(r) for r in roots)}")
     return sorted(runs.values(), key=lambda r: (not r.is_base, r.knob, r.value if r.value is not None else -1,
                                                 r.seed if r.seed is not None else -1, r.model))
+
+
+def seed_values(runs: list[ModelRun], benchmark: str) -> list[float]:
+    """The headline of each run behind an aggregated grid point (one value per seed)."""
+    return [v for v in (r.headline(benchmark) for r in runs) if v is not None]

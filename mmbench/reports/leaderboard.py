@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmbench.benchmarks import get_benchmark
-from mmbench.reports.collect import ModelRun, benchmark_columns, collect_runs
+from mmbench.reports.collect import ModelRun, benchmark_columns, collect_runs, seed_values
 from mmbench.reports.stats import Interval, bootstrap_interval, paired_difference
 
 def md_cell(value) -> str:
@@ -45,14 +45,6 @@ class Row:
     runs: list[ModelRun]
 
 
-def _headline(run: ModelRun, benchmark: str) -> float | None:
-    results = run.results.get(benchmark)
-    if not results:
-        return None
-    value = results["metrics"].get(results["headline"])
-    return None if value is None else float(value)
-
-
 def build_rows(runs: list[ModelRun], replicates: int = 1000, aggregate_seeds: bool = False) -> list[Row]:
     """One row per model (or per grid point with seeds averaged when aggregate_seeds)."""
     groups: dict[tuple, list[ModelRun]] = {}
@@ -66,7 +58,7 @@ def build_rows(runs: list[ModelRun], replicates: int = 1000, aggregate_seeds: bo
         first = members[0]
         cells = {}
         for benchmark in benchmark_columns(runs):
-            values = [v for v in (_headline(m, benchmark) for m in members) if v is not None]
+            values = [v for v in (m.headline(benchmark) for m in members) if v is not None]
             if not values:
                 cells[benchmark] = Cell(None)
                 continue
@@ -78,7 +70,7 @@ def build_rows(runs: list[ModelRun], replicates: int = 1000, aggregate_seeds: bo
                 cell.interval = bootstrap_interval([list(s.values()) for s in scores], bench.aggregate,
                                                    bench.headline, replicates=replicates)
             if base is not None and not first.is_base and benchmark in base.results:
-                base_value = _headline(base, benchmark)
+                base_value = base.headline(benchmark)
                 cell.delta = None if base_value is None else cell.value - base_value
                 if replicates and len(members) == 1 and scores and base_scores.get(benchmark):
                     diff = paired_difference(scores[0], base_scores[benchmark], bench.aggregate, bench.headline,
@@ -158,6 +150,38 @@ def leaderboard_markdown(rows: list[Row], runs: list[ModelRun]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def seeds_markdown(points: list[Row], base: Row | None) -> str:
+    """Grid points averaged over their seeds: mean (difference from the base) [95% interval over
+    seeds and samples] and the seed range, for runs with more than one seed per point."""
+    from tabulate import tabulate
+
+    if not points or max(len(p.runs) for p in points) < 2:
+        return ""
+    present = [b for b in _columns(points) if any(p.cells[b].value is not None for p in points)]
+    table = []
+    for point in sorted(points, key=lambda p: (p.knob, p.value if p.value is not None else -1)):
+        line = [md_cell(point.knob), _fmt(point.value), str(len(point.runs))]
+        for benchmark in present:
+            cell, values = point.cells[benchmark], seed_values(point.runs, benchmark)
+            if cell.value is None:
+                line.append("")
+                continue
+            text = _fmt(cell.value)
+            if base is not None and base.cells[benchmark].value is not None:
+                text += f" ({cell.value - base.cells[benchmark].value:+.2f})"
+            if cell.interval is not None and math.isfinite(cell.interval.low):
+                text += f" [{cell.interval.low:.1f}, {cell.interval.high:.1f}]"
+            if len(values) > 1:
+                text += f" {min(values):.1f}–{max(values):.1f}"
+            line.append(text)
+        table.append(line)
+    headers = ["knob", "value", "seeds", *[f"{b} ({get_benchmark(b).headline})" for b in present]]
+    return "\n".join(["## Grid points over seeds", "",
+                      "Mean over seeds (difference from the base) [bootstrap 95% interval resampling seeds, "
+                      "then samples within each seed], then the range of the seeds' own values.", "",
+                      tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)])
+
+
 def _footer(runs: list[ModelRun], present: list[str]) -> str:
     lines = ["## Versions and judges", ""]
     for benchmark in present:
@@ -231,14 +255,18 @@ def write_report(roots: list[Path], out: Path, replicates: int = 1000) -> dict[s
     from mmbench.reports.scorecard import build_scorecard, scorecard_markdown
 
     card = scorecard_markdown(build_scorecard(runs, replicates=replicates))
-    atomic_write_text(written["markdown"], leaderboard_markdown(rows, runs) + ("\n" + card if card else ""))
+    knobs = sorted({r.knob for r in runs} - {"", "base"})
+    points = {k: build_rows([r for r in runs if r.knob == k], replicates=replicates, aggregate_seeds=True)
+              for k in knobs}
+    base_rows = [r for r in rows if r.knob == "base"]
+    base_row = base_rows[0] if base_rows else None
+    seeds = seeds_markdown([p for k in knobs for p in points[k]], base_row)
+    atomic_write_text(written["markdown"], leaderboard_markdown(rows, runs) + ("\n" + seeds + "\n" if seeds else "")
+                      + ("\n" + card if card else ""))
     if card:
         written["scorecard"] = out / "scorecard.md"
         atomic_write_text(written["scorecard"], card)
     atomic_write_text(written["csv"], csv_safe(leaderboard_frame(rows)).to_csv(index=False))
-    for knob in sorted({r.knob for r in runs} - {"", "base"}):
-        points = build_rows([r for r in runs if r.knob == knob], replicates=replicates, aggregate_seeds=True)
-        base_rows = [r for r in rows if r.knob == "base"]
-        written[f"plot_{knob}"] = plot_ablation(knob, points, base_rows[0] if base_rows else None,
-                                                out / f"ablation_{knob}.png")
+    for knob in knobs:
+        written[f"plot_{knob}"] = plot_ablation(knob, points[knob], base_row, out / f"ablation_{knob}.png")
     return written
