@@ -18,6 +18,7 @@ import torch
 
 from mmbench.errors import MmbenchError
 from mmbench.harness import families
+from mmbench.trainers import sharding
 from mmbench.trainers.config import TrainConfig
 from mmbench.trainers.data import PreferenceExample
 
@@ -208,6 +209,7 @@ def run_training(config: TrainConfig, adapter, step_fn: StepFn, examples: list[P
     accelerator = accelerator or Accelerator(gradient_accumulation_steps=config.grad_accum,
                                              mixed_precision=config.mixed_precision,
                                              cpu=not torch.cuda.is_available())
+    sharding.setup(accelerator, config)  # FSDP on CPU, options FSDP refuses
     processes = accelerator.num_processes
     micro = config.batch_size // config.grad_accum
     if micro % processes:
@@ -313,9 +315,10 @@ def _trim_log(log_path: Path, start: int) -> None:
 def save_final(result: TrainResult) -> Path:
     """Write the checkpoint folder `config.out`, which exists only once complete."""
     out = Path(result.config.out)
+    state_dict = sharding.full_state_dict(result.accelerator, result.policy)  # every process: a collective
     if result.accelerator.is_main_process:
         _save_final(result.accelerator.unwrap_model(result.policy), result.adapter, result.config, result.work,
-                    out, result.last)
+                    out, result.last, state_dict)
     result.accelerator.wait_for_everyone()
     return out
 
@@ -335,7 +338,8 @@ def _save_state(accelerator, work: Path, step: int) -> None:
     accelerator.wait_for_everyone()
 
 
-def _save_final(model, adapter, config: TrainConfig, work: Path, out: Path, last: dict) -> None:
+def _save_final(model, adapter, config: TrainConfig, work: Path, out: Path, last: dict,
+                state_dict: dict | None = None) -> None:
     if config.lora:
         model = model.merge_and_unload()
     tmp = out.with_name(out.name + ".tmp")
@@ -344,7 +348,7 @@ def _save_final(model, adapter, config: TrainConfig, work: Path, out: Path, last
     from mmbench.harness.model import quiet_loading
 
     with quiet_loading():  # no "Writing model shards" bar unless --verbose
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
     adapter.processor.save_pretrained(tmp)
     (tmp / "train_config.json").write_text(json.dumps(config.to_public_dict(), indent=2))
     (tmp / "metrics.json").write_text(json.dumps(last, indent=2))
