@@ -27,8 +27,9 @@ from mmbench.benchmarks import Benchmark, Record, load_records
 from mmbench.errors import MmbenchError
 from mmbench.harness.generation import GenerationRequest, Generator
 from mmbench.harness.provenance import (SCORER_VERSION, Conflict, combine, describe, differences, input_key,
-                                        read_json, sha)
-from mmbench.harness.runfiles import atomic_write_json, read_samples, run_dir, write_samples
+                                        input_keys, read_json, sha)
+from mmbench.harness.runfiles import (atomic_write_json, atomic_write_text, read_samples, run_dir,
+                                      sample_line, write_samples)
 from mmbench.harness.scoring import build_results, requested_parse, score_samples
 
 
@@ -114,9 +115,10 @@ def _sample_image_field(record: Record, folder: Path) -> str | None:
     return str(Path(image).resolve())
 
 
-def sample_key(record: Record) -> str:
-    """An answer's inputs: prompt, image bytes and the reference it is scored against."""
-    return sha(input_key(record.prompt, record.image), record.reference)
+def sample_key(record: Record, inputs: str | None = None) -> str:
+    """An answer's inputs: prompt, image bytes (`inputs`: their `input_key`, when known) and the
+    reference it is scored against."""
+    return sha(inputs or input_key(record.prompt, record.image), record.reference)
 
 
 def _render(generator: Generator, record: Record) -> str:
@@ -152,6 +154,7 @@ class Plan:
     todo: int = 0  # answers to generate
     reason: str = ""
     conflict: str | None = None  # stored work of another provenance
+    inputs: dict[str, str] = field(default_factory=dict)  # record id -> input_key (prompt + image bytes)
 
 
 def plan_benchmark(generator: Generator, benchmark: Benchmark, out: Path, settings: EvalSettings,
@@ -162,13 +165,14 @@ def plan_benchmark(generator: Generator, benchmark: Benchmark, out: Path, settin
     if not records:
         raise MmbenchError(f"{benchmark.name}: no records to evaluate (data {settings.data_for(benchmark)}, "
                            f"limit {settings.limit})")
-    keys = {r.id: sample_key(r) for r in records}
+    inputs = dict(zip((r.id for r in records), input_keys((r.prompt, r.image) for r in records)))
+    keys = {r.id: sample_key(r, inputs[r.id]) for r in records}
     generation = settings.generation_key(generator, benchmark)
     results_key = {"generation": sha(generation), "inputs": combine(keys[r.id] for r in records),
                    "n": len(records), "scorer": SCORER_VERSION,
                    "parse": benchmark.parse_for(settings.parse),
                    "judge": judge_identity if benchmark.judged else None}
-    plan = Plan(benchmark, folder, records, keys, generation, results_key, todo=len(records))
+    plan = Plan(benchmark, folder, records, keys, generation, results_key, todo=len(records), inputs=inputs)
     results = read_json(folder / "results.json")
     if results is not None and (results.get("config") or {}).get("provenance") == results_key:
         plan.action, plan.todo, plan.reason = "reuse", 0, "results match the request"
@@ -208,26 +212,47 @@ def plan_benchmark(generator: Generator, benchmark: Benchmark, out: Path, settin
 
 def generate_samples(generator: Generator, plan: Plan, records: Sequence[Record], path: Path,
                      settings: EvalSettings, progress=None) -> list[dict]:
-    """Generate what `path` does not hold yet, rewriting it after every chunk; return all samples."""
+    """Generate what `path` does not hold yet, rewriting it after every chunk; return all samples.
+
+    Records with the same input (prompt + image bytes, `input_key`) are generated once per run and
+    share the answer and rendered prompt: greedy answers depend on nothing else (the `Generator`
+    contract: identical whatever the batch), so the copy is byte for byte what generating again
+    would give.  World POPE asks many questions in more than one split about the same image
+    (2,964 records, 1,319 distinct inputs)."""
     benchmark = plan.benchmark
     done = {}
     if path.exists():  # the plan checked every stored key; answers to records not asked for are dropped
         done = {s["id"]: s for s in read_samples(path) if plan.keys.get(s["id"]) == s.get("key")}
     for s in done.values():
         s.pop("_line", None)
+    # Each sample is serialised once; the per-chunk rewrite only joins the lines (same bytes as
+    # write_samples, without re-encoding every earlier sample after every chunk).
+    lines = {i: sample_line(s) for i, s in done.items()}
     todo = [r for r in records if r.id not in done]
     task = progress.add_task(f"{benchmark.name}", total=len(records), completed=len(records) - len(todo)) \
         if progress is not None else None
     if todo:
         atomic_write_json(plan.folder / "provenance.json", plan.generation)
+    inputs = {r.id: plan.inputs.get(r.id) or input_key(r.prompt, r.image) for r in todo}
+    answered: dict[str, tuple[str, str]] = {}  # input key -> (response, prompt_rendered), this run
     for start in range(0, len(todo), settings.chunk):
         chunk = todo[start:start + settings.chunk]
-        requests = [GenerationRequest(prompt=r.prompt, image=r.image) for r in chunk]
-        responses = generator.generate(requests, settings.generation(benchmark), batch_size=settings.batch_size)
-        for record, response in zip(chunk, responses):
-            done[record.id] = _make_sample(benchmark, record, response, path.parent, plan.keys[record.id],
-                                           _render(generator, record))
-        write_samples(path, [done[r.id] for r in records if r.id in done])
+        new: dict[str, Record] = {}  # first record of each input not answered yet, in record order
+        for record in chunk:
+            if inputs[record.id] not in answered:
+                new.setdefault(inputs[record.id], record)
+        if new:
+            requests = [GenerationRequest(prompt=r.prompt, image=r.image) for r in new.values()]
+            responses = generator.generate(requests, settings.generation(benchmark), batch_size=settings.batch_size)
+            for (key, record), response in zip(new.items(), responses):
+                answered[key] = (response, _render(generator, record))
+        for record in chunk:
+            if inputs[record.id] not in answered:  # the generator returned fewer answers than asked
+                continue
+            response, rendered = answered[inputs[record.id]]
+            done[record.id] = _make_sample(benchmark, record, response, path.parent, plan.keys[record.id], rendered)
+            lines[record.id] = sample_line(done[record.id])
+        atomic_write_text(path, "".join(lines[r.id] for r in records if r.id in lines))
         if task is not None:
             progress.update(task, advance=len(chunk))
     return [done[r.id] for r in records]

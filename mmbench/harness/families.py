@@ -14,6 +14,7 @@ differ in everything around them.  Each difference is one small, named function 
 | M-RoPE positions must come from the unmasked input | Qwen2/2.5/3-VL | `masked_position_ids` |
 | the image enters by cross-attention, not by tokens | Mllama | `hide_image` |
 | vision tower / projector / language model attribute names differ | all | `model_parts`, `parameter_group` |
+| image features can be passed to generate() precomputed, one tensor per image | LLaVA 1.5 | `share_image_features` |
 """
 
 from __future__ import annotations
@@ -136,6 +137,40 @@ def relayout_per_token(batch: dict, width: int, prompt_lengths: list[int], new_w
                 new[row, start + n:start + total] = fill
         out[key] = new
     return out
+
+
+# ---- generation --------------------------------------------------------------------------------
+# Model classes whose generate() takes `mm_encoder_outputs` (transformers 5) with one feature
+# tensor per image that depends on the image alone (no prompt, no image size).
+SHARED_IMAGE_FEATURES = ("LlavaForConditionalGeneration",)
+
+
+def share_image_features(model, batch: dict, image_keys: list) -> dict:
+    """`batch` for generate() with `pixel_values` replaced by the image features, each distinct
+    image (`image_keys`, one per row) encoded once: world POPE asks ~15 questions about every image,
+    and a sorted batch holds a few images.  generate() itself would call the same
+    `get_image_features` on all the batch's pixels; the vision tower treats the images of a batch
+    independently, so in float32 on CPU the features are the same bits (tests/test_eval_fastpath.py;
+    on a GPU in half precision, like any change of batch, near-ties may differ).  Other classes,
+    batches with other inputs, not exactly one image per row or no image twice: `batch` unchanged."""
+    pixels = batch.get("pixel_values")
+    if (type(model).__name__ not in SHARED_IMAGE_FEATURES or pixels is None
+            or set(batch) != {"input_ids", "attention_mask", "pixel_values"}
+            or len(pixels) != len(image_keys) or any(key is None for key in image_keys)
+            or not getattr(model, "_supports_mm_encoder_outputs", lambda: False)()):
+        return batch
+    first: dict = {}  # image key -> its first row
+    for row, key in enumerate(image_keys):
+        first.setdefault(key, row)
+    if len(first) == len(image_keys):  # nothing shared: generate() encodes them as usual
+        return batch
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    encoded = model.get_image_features(pixel_values=pixels[list(first.values())], return_dict=True)
+    by_key = dict(zip(first, encoded.pooler_output))
+    features = BaseModelOutputWithPooling(pooler_output=[by_key[key] for key in image_keys])
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+            "mm_encoder_outputs": {"image": features}}
 
 
 # ---- BDHS masking ------------------------------------------------------------------------------

@@ -83,6 +83,7 @@ class HFVisionLanguageModel:
         tok = processor.tokenizer
         # Some checkpoints ship no pad token; EOS is the usual stand-in and is never scored.
         self.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        self._rendered: dict[tuple, str] = {}  # render_prompt's results (a benchmark repeats prompts)
 
     @property
     def tokenizer(self):
@@ -95,10 +96,20 @@ class HFVisionLanguageModel:
     # ---- prompts ---------------------------------------------------------------------------
     def render_prompt(self, request: GenerationRequest) -> str:
         """The prompt text after the chat template (image placeholder not yet expanded)."""
+        # Remembered (the eval runner renders each prompt twice): the text depends on the prompt,
+        # whether there is an image and the template only.  Bounded: trainers render many prompts.
+        template = getattr(self.processor, "chat_template", None)
+        key = (request.prompt, request.image is not None, template) if isinstance(template, str) else None
+        if key in self._rendered:
+            return self._rendered[key]
         content: list[dict] = [{"type": "image"}] if request.image is not None else []
         content.append({"type": "text", "text": request.prompt})
         messages = [{"role": "user", "content": content}]
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        if key is not None:
+            self._rendered = self._rendered if len(self._rendered) < 4096 else {}
+            self._rendered[key] = text
+        return text
 
     def encode_prompts(self, requests: Sequence[GenerationRequest], padding_side: str = "left") -> dict:
         """Tensors for a batch of prompts (input_ids, attention_mask, pixel_values when any image).
@@ -107,8 +118,12 @@ class HFVisionLanguageModel:
         generated (or appended completion) tokens start.
         """
         texts = [self.render_prompt(r) for r in requests]
+        decoded: dict = {}  # each image decoded once per batch (world POPE: ~15 questions per image)
+        for r in requests:
+            if r.image is not None and _image_key(r.image) not in decoded:
+                decoded[_image_key(r.image)] = _load_image(r.image)
         images = families.images_argument(
-            self.processor, [[_load_image(r.image)] if r.image is not None else [] for r in requests])
+            self.processor, [[decoded[_image_key(r.image)]] if r.image is not None else [] for r in requests])
         bos = self.tokenizer.bos_token
         # A template that writes BOS itself must not get a second one from the tokenizer.
         add_special = not (bos is not None and texts and texts[0].startswith(bos))
@@ -194,8 +209,10 @@ class HFVisionLanguageModel:
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             batch = self.encode_prompts([requests[i] for i in chunk], padding_side="left")
-            with torch.inference_mode():
-                out = self.model.generate(**batch, **self._greedy(settings))
+            keys = [_image_key(requests[i].image) for i in chunk]
+            with torch.inference_mode():  # each image encoded once per batch, where the family allows it
+                inputs = families.share_image_features(self.model, batch, keys)
+                out = self.model.generate(**inputs, **self._greedy(settings))
             new = out[:, batch["input_ids"].shape[1]:]
             texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
             for i, text in zip(chunk, texts):
@@ -210,6 +227,11 @@ class HFVisionLanguageModel:
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+def _image_key(image: Any):
+    """Identity of a request's image within one batch (a path, or the PIL object)."""
+    return None if image is None else image if isinstance(image, (str, os.PathLike)) else id(image)
+
+
 def _load_image(image: Any):
     from PIL import Image
 

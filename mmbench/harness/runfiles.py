@@ -95,9 +95,13 @@ def atomic_write_json(path: Path, data) -> None:
     atomic_write_text(path, json.dumps(_finite(data), indent=2, ensure_ascii=False) + "\n")
 
 
+def sample_line(sample: dict) -> str:
+    """One samples.jsonl line (with its newline)."""
+    return json.dumps(sample, ensure_ascii=False) + "\n"
+
+
 def write_samples(path: Path, samples: Iterable[dict]) -> None:
-    lines = [json.dumps(s, ensure_ascii=False) for s in samples]
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    atomic_write_text(path, "".join(sample_line(s) for s in samples))
 
 
 def read_samples(path: Path) -> list[dict]:
