@@ -1,6 +1,7 @@
 """Eval wall time, mmbench's engine vs lmms-eval 0.7.3, on the same world POPE records.
 
     python bench/eval_vs_lmms.py [--repeat 3] [--threads 1] [--limit N] [--model DIR] [--work DIR]
+                                 [--baseline-src DIR]
 
 One run, side by side, same records (the built world's POPE, all three splits), same checkpoint
 (the shipped base by default), CPU, float32, each engine from its own command line:
@@ -15,9 +16,11 @@ One run, side by side, same records (the built world's POPE, all three splits), 
   mmbench's wrapper around lmms-eval (preflight, conversion) is not timed.
 
 Reported per engine (median over --repeat runs, engines alternating, every run in a fresh output
-folder): wall time of the whole command (process start to exit), and generation alone: mmbench's
+folder): wall time of the whole command (process start to exit), its CPU time (user + system of
+the process and its children: steadier than wall on a shared machine), and generation alone: mmbench's
 `HFVisionLanguageModel.generate` calls (timed inside the same process), lmms-eval's "Model
-Responding" loop (records / the rate its progress bar prints) and its own `model.generate` sum.
+Responding" loop (the elapsed time its finished progress bar prints) and its own `model.generate`
+sum.  mmbench generates each distinct input once: the "generated" column counts what it ran.
 
 Checked on every run: the POPE metrics are identical — mmbench's results.json (strict parse, what
 lmms-eval uses) against lmms-eval's own accuracy/precision/recall/F1 per split, and against
@@ -38,6 +41,7 @@ import atexit
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -88,15 +92,15 @@ def run_mmbench(args, world: Path, out: Path, env: dict, src: str = "") -> dict:
     argv += ["--limit", str(args.limit)] if args.limit else []
     argv += ["--batch-size", str(args.batch_size)] if args.batch_size else []
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(stats), src, "--", *argv]
-    start = time.time()
+    start, cpu = time.time(), _children_cpu()
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT, check=False)
-    wall = time.time() - start
+    wall, cpu = time.time() - start, _children_cpu() - cpu
     if done.returncode != 0:
         sys.exit(f"mmbench eval failed ({done.returncode}):\n{done.stderr[-3000:]}")
     timing = json.loads(stats.read_text())
     folder = out / "run" / "pope"
     samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
-    return {"wall": wall, "generation": timing["generate_s"], "startup": timing["first"] - start, "folder": folder,
+    return {"wall": wall, "cpu": cpu, "generation": timing["generate_s"], "startup": timing["first"] - start, "folder": folder,
             "after": start + wall - timing["last"], "generated": timing["requests"],
             "metrics": json.loads((folder / "results.json").read_text())["metrics"],
             "answers": {s["id"]: s["response"] for s in samples}}
@@ -109,11 +113,11 @@ def run_lmms(args, python: str, plans, tasks_dir: Path, out: Path, env: dict) ->
 
     command = lmms_command(python, str(args.model), [p.task for p in plans], tasks_dir, out, "cpu", "float32")
     log = out.with_suffix(".log")
-    start = time.time()
+    start, cpu = time.time(), _children_cpu()
     with log.open("w") as handle:  # what `mmbench eval --engine lmms-eval` passes besides OFFLINE
         code = subprocess.call(command, env={**env, "TOKENIZERS_PARALLELISM": "false"}, stdout=handle,
                                stderr=subprocess.STDOUT, cwd=ROOT)
-    wall = time.time() - start
+    wall, cpu = time.time() - start, _children_cpu() - cpu
     text = log.read_text(errors="replace")
     results, logs = read_output(out)
     if code != 0 or any(p.task not in results["results"] or p.task not in logs for p in plans):
@@ -137,8 +141,14 @@ def run_lmms(args, python: str, plans, tasks_dir: Path, out: Path, env: dict) ->
                       "pope_f1_score": "f1"}.get(key)
             if metric:
                 own[f"{plan.split}/{metric}"] = 100 * value
-    return {"wall": wall, "generation": loop, "model_generate": model_generate, "metrics": rescored,
+    return {"wall": wall, "cpu": cpu, "generation": loop, "model_generate": model_generate, "metrics": rescored,
             "own": own, "answers": {s["id"]: s["response"] for s in samples}, "generated": len(samples)}
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _seconds(clock: str) -> float:
@@ -234,16 +244,17 @@ def main() -> None:
         return statistics.median(r[key] for r in runs[engine])
 
     lm_wall, lm_gen = med("lmms-eval", "wall"), med("lmms-eval", "generation")
-    rows = [["engine", "wall s", "generation s", "startup s", "after s", "generated", "all walls s"]]
+    rows = [["engine", "wall s", "CPU s", "generation s", "startup s", "after s", "generated", "all walls s"]]
     for engine in engines[:-1]:
-        rows.append([engine, f"{med(engine, 'wall'):.1f}", f"{med(engine, 'generation'):.1f}",
+        rows.append([engine, f"{med(engine, 'wall'):.1f}", f"{med(engine, 'cpu'):.1f}", f"{med(engine, 'generation'):.1f}",
                      f"{med(engine, 'startup'):.1f}", f"{med(engine, 'after'):.1f}",
                      str(runs[engine][0]["generated"]), " ".join(f"{r['wall']:.1f}" for r in runs[engine])])
     in_model = f"{lm_gen:.1f} ({med('lmms-eval', 'model_generate'):.1f} in model.generate)"
-    rows.append(["lmms-eval", f"{lm_wall:.1f}", in_model, "", "", str(runs["lmms-eval"][0]["generated"]),
-                 " ".join(f"{r['wall']:.1f}" for r in runs["lmms-eval"])])
+    rows.append(["lmms-eval", f"{lm_wall:.1f}", f"{med('lmms-eval', 'cpu'):.1f}", in_model, "", "",
+                 str(runs["lmms-eval"][0]["generated"]), " ".join(f"{r['wall']:.1f}" for r in runs["lmms-eval"])])
     for engine in engines[:-1]:
         rows.append([f"lmms-eval / {engine}", f"{lm_wall / med(engine, 'wall'):.2f}x",
+                     f"{med('lmms-eval', 'cpu') / med(engine, 'cpu'):.2f}x",
                      f"{lm_gen / med(engine, 'generation'):.2f}x", "", "", "", ""])
     print()
     print(table(rows))
