@@ -29,7 +29,11 @@ compared record by record.  Exit code 1 when a metric differs.
 
 `--threads N` sets OMP_NUM_THREADS/MKL_NUM_THREADS for both engines (default: the environment's).
 On a machine shared with other jobs one thread per engine is far steadier: torch's OpenMP threads
-spin-wait for a descheduled sibling.  `--baseline-src DIR` also times mmbench imported from DIR (a
+spin-wait for a descheduled sibling.  Each timed run follows an untimed run of the same command
+on one record per split (`--cold`: none), so that every engine starts with its files (torch,
+transformers, its venv, the data) in the page cache: on a shared machine whose cache is reclaimed
+quickly, whichever engine ran last otherwise starts warm and the other cold (5 s vs 14 s measured
+for mmbench's start alone).  `--baseline-src DIR` also times mmbench imported from DIR (a
 folder holding another version's `mmbench/` package, e.g. an export of the previous commit), in
 the same alternation, so that before/after ratios share one run's conditions.
 """
@@ -86,14 +90,21 @@ def child(stats_file: str, src: str, argv: list[str]) -> None:
 
 # ------------------------------------------------------------------ one timed run per engine
 def run_mmbench(args, world: Path, out: Path, env: dict, src: str = "") -> dict:
+    def command(folder: Path, limit: int | None) -> list[str]:
+        argv = ["eval", str(args.model), "--benchmarks", "pope", "--strict", "--data", str(world), "--dtype",
+                "float32", "--device", "cpu", "--out", str(folder), "--name", "run"]
+        argv += ["--limit", str(limit)] if limit else []
+        argv += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+        stats_file = str(folder.with_suffix(".stats.json"))
+        return [sys.executable, str(Path(__file__).resolve()), "--child", stats_file, src, "--", *argv]
+
+    if not args.cold:  # the same command on one record per split, untimed: warm file cache
+        subprocess.run(command(out.with_name(out.name + "-warm"), 1), env=env, capture_output=True, cwd=ROOT,
+                       check=False)
     stats = out.with_suffix(".stats.json")
-    argv = ["eval", str(args.model), "--benchmarks", "pope", "--strict", "--data", str(world), "--dtype",
-            "float32", "--device", "cpu", "--out", str(out), "--name", "run"]
-    argv += ["--limit", str(args.limit)] if args.limit else []
-    argv += ["--batch-size", str(args.batch_size)] if args.batch_size else []
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(stats), src, "--", *argv]
     start, cpu = time.time(), _children_cpu()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT, check=False)
+    done = subprocess.run(command(out, args.limit), env=env, capture_output=True, text=True, cwd=ROOT,
+                          check=False)
     wall, cpu = time.time() - start, _children_cpu() - cpu
     if done.returncode != 0:
         sys.exit(f"mmbench eval failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -113,6 +124,10 @@ def run_lmms(args, python: str, plans, tasks_dir: Path, out: Path, env: dict) ->
 
     command = lmms_command(python, str(args.model), [p.task for p in plans], tasks_dir, out, "cpu", "float32")
     log = out.with_suffix(".log")
+    if not args.cold:  # the same command on one record per task, untimed: warm file cache
+        warm = out.with_name(out.name + "-warm")
+        subprocess.run([*command[:command.index("--output_path") + 1], str(warm), "--log_samples", "--limit", "1"],
+                       env={**env, "TOKENIZERS_PARALLELISM": "false"}, capture_output=True, cwd=ROOT, check=False)
     start, cpu = time.time(), _children_cpu()
     with log.open("w") as handle:  # what `mmbench eval --engine lmms-eval` passes besides OFFLINE
         code = subprocess.call(command, env={**env, "TOKENIZERS_PARALLELISM": "false"}, stdout=handle,
@@ -192,6 +207,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="mmbench's --batch-size (default: its own)")
     parser.add_argument("--model", type=Path, default=ROOT / "mmbench" / "world" / "base_model")
     parser.add_argument("--work", type=Path, default=None, help="folder for the runs (default: a new temp folder)")
+    parser.add_argument("--cold", action="store_true", help="no untimed 1-record warm-up run before each timed run")
     parser.add_argument("--baseline-src", type=Path, default=None,
                         help="also time mmbench imported from this folder (holding a `mmbench/` package)")
     args = parser.parse_args()
@@ -255,7 +271,7 @@ def main() -> None:
     for engine in engines[:-1]:
         rows.append([f"lmms-eval / {engine}", f"{lm_wall / med(engine, 'wall'):.2f}x",
                      f"{med('lmms-eval', 'cpu') / med(engine, 'cpu'):.2f}x",
-                     f"{lm_gen / med(engine, 'generation'):.2f}x", "", "", "", ""])
+                     f"{lm_gen / med(engine, 'generation'):.2f}x" if lm_gen else "-", "", "", "", ""])
     print()
     print(table(rows))
     metrics = runs["mmbench"][-1]["metrics"]
