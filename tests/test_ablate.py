@@ -11,33 +11,13 @@ import pytest
 # Whole grids through the CLI: the slow tier (CI runs it; `-m 'not slow'` skips it).
 pytestmark = pytest.mark.slow
 
-from eval_fixtures import small_world, world_model
+from eval_fixtures import small_grid
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("ablate")
-    world = small_world(root)
-    model = world_model(root / "models", world)
-    config = root / "grid.toml"
-    config.write_text(f"""
-values = [0.0, 1.0]
-seeds = [1]
-base = "{model}"
-data = "{world / 'prefs' / 'train.jsonl'}"
-eval_data = "{world}"
-benchmarks = "pope,mmhal"
-max_steps = 2
-limit = 2
-max_new_tokens = 6
-batch_size = 8
-
-[train]
-batch_size = 2
-lr = 0.001
-save_every = 1
-""")
-    return {"config": config, "root": root}
+    return {"config": small_grid(root, "save_every = 1\n"), "root": root}
 
 
 def ablate(setup, out, *extra, wait=True):

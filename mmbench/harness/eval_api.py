@@ -133,7 +133,7 @@ def check_request(request: EvalRequest) -> None:
 def check_local_model(spec: str, trust_remote_code: bool = False) -> None:
     """A local checkpoint folder is read (config.json, architecture, weights present); a path
     that exists nowhere and is no hub id is refused — all before a judge or the hub is asked."""
-    from mmbench.harness.model import HUB_ID, check_local_files
+    from mmbench.harness.checkpoint import HUB_ID, check_local_files
 
     path = Path(spec).expanduser()
     if path.is_dir():  # its architecture is checked (transformers imported) after the data and judge checks
@@ -205,7 +205,8 @@ def run_eval(request: EvalRequest) -> dict[str, dict]:
 
 
 def _run_mmbench_engine(request: EvalRequest) -> dict[str, dict]:
-    from mmbench.harness.model import resolve_device, load_model
+    from mmbench.harness.checkpoint import resolve_device
+    from mmbench.harness.model import load_model
     from mmbench.harness.provenance import Conflict, checkpoint_fingerprint, mmbench_version
 
     if request.model is None:
@@ -229,7 +230,7 @@ def _run_mmbench_engine(request: EvalRequest) -> dict[str, dict]:
     if not request.why:  # fail before any generation when a judged benchmark cannot be judged
         judges.check(benchmarks)
     if model_path is not None and model_path.is_dir():  # an image-text-to-text model, before any data loads
-        from mmbench.harness.model import check_architecture, check_local_files
+        from mmbench.harness.checkpoint import check_architecture, check_local_files
 
         with _gc_paused():  # imports transformers
             check_architecture(check_local_files(model_path, model_spec, require_weights=False), model_spec,

@@ -279,7 +279,7 @@ def run_lmms_eval(request) -> dict[str, dict]:
     """`mmbench eval --engine lmms-eval`: lmms-eval for what it has, mmbench's engine for the rest."""
     from mmbench.harness.eval_api import make_judge_step, resolve_data, resolve_suite, run_eval
     from mmbench.harness.scoring import requested_parse
-    from mmbench.harness.model import resolve_device, resolve_source
+    from mmbench.harness.checkpoint import resolve_device, resolve_source
 
     benchmarks = list(request.benchmarks)
     if not benchmarks:

@@ -135,15 +135,15 @@ def input_keys(requests: Iterable[tuple[str, Any]]) -> list[str]:
     """`input_key` of many (prompt, image) pairs, each image file looked up once (world POPE:
     2,964 records on 200 image files; the lookup resolves and stats the path)."""
     files: dict = {}
-    keys = []
-    for prompt, image in requests:
-        if isinstance(image, (str, os.PathLike)):
-            if image not in files:
-                files[image] = image_sha(image)
-            keys.append(sha(prompt, files[image]))
-        else:
-            keys.append(input_key(prompt, image))
-    return keys
+
+    def image_digest(image) -> str:
+        if not isinstance(image, (str, os.PathLike)):
+            return image_sha(image)
+        if image not in files:
+            files[image] = image_sha(image)
+        return files[image]
+
+    return [sha(prompt, image_digest(image)) for prompt, image in requests]
 
 
 def combine(keys: Iterable[str]) -> str:
