@@ -1,7 +1,7 @@
 """Pairs per second of mmbench's DPO step against TRL's DPOTrainer on the same tiny LLaVA, batch
 and pairs; and a BDHS line: one batch of three completions against TRL on two expanded pairs.
 
-    python bench/train_vs_trl.py [--steps 20] [--batch 8]
+    python bench/train_vs_trl.py [--steps 20] [--batch 8] [--repeat 3] [--only dpo|bdhs] [--share-prefix]
 
 Prints absolute rates and the ratio (target: mmbench ≥ 1.5× TRL).  Both use the same
 reference model each step (no precomputed reference log-probs) unless --cached is given, in
@@ -105,7 +105,15 @@ def main() -> None:
                         help="alternate mmbench and TRL this many times and report the median ratio (a shared, "
                              "noisy machine slows both sides alike only when they interleave)")
     parser.add_argument("--only", choices=("dpo", "bdhs"), default=None)
+    parser.add_argument("--image-tokens", type=int, default=16,
+                        help="image placeholder tokens per prompt, a square (576: LLaVA-1.5's 24x24; the prompt then "
+                             "dwarfs the completions, as at the study's scale)")
+    parser.add_argument("--share-prefix", action="store_true",
+                        help="mmbench runs each prompt once and continues every completion from its KV cache")
     args = parser.parse_args()
+    side = round(args.image_tokens ** 0.5)
+    if side * side != args.image_tokens:
+        parser.error(f"--image-tokens must be a square number, got {args.image_tokens}")
     from statistics import median
 
     from mmbench.world.tinyllava import tiny_llava_for_tests
@@ -114,26 +122,27 @@ def main() -> None:
     prefs = make_data(root / "data", args.steps * args.batch)
     texts = [json.loads(line)[k] for line in prefs.read_text().splitlines() for k in ("prompt", "chosen", "rejected")]
     base = tiny_llava_for_tests(root / "models", texts + ["tiny"], vision_width=128, vision_layers=4,
-                                text_width=256, text_layers=4, heads=4)
+                                text_width=256, text_layers=4, heads=4, image_size=16 * side, patch_size=16)
+    variants = {"mmbench": {}, **({"mmbench --share-prefix": {"share_prefix": True}} if args.share_prefix else {})}
+    unit = {"dpo": "pairs/s", "bdhs": "examples/s"}
     for kind in ("dpo", "bdhs"):
         if args.only not in (None, kind):
             continue
-        ratios = []
+        ratios: dict[str, list[float]] = {name: [] for name in variants}
         for r in range(args.repeat):
-            tag = f"{kind}{r}"
             extra = {"gamma": 0.5} if kind == "bdhs" else {}
-            ours = run_mmbench(base, prefs, root / f"ours_{tag}", kind, args.steps, args.batch, args.cached, **extra)
-            theirs = run_trl(base, prefs, root / f"trl_{tag}", args.steps, args.batch, expand_bdhs=kind == "bdhs")
-            ratios.append(ours / theirs)
-            if kind == "dpo":
-                print(f"DPO   mmbench {ours:7.1f} pairs/s   TRL {theirs:7.1f} pairs/s   ratio {ours / theirs:.2f}x",
-                      flush=True)
-            else:
-                print(f"BDHS  mmbench {ours:7.1f} examples/s TRL {theirs:7.1f} examples/s (2 pairs each)   "
-                      f"ratio {ours / theirs:.2f}x", flush=True)
+            rates = {name: run_mmbench(base, prefs, root / f"ours_{kind}{r}_{i}", kind, args.steps, args.batch,
+                                       args.cached, **extra, **options)
+                     for i, (name, options) in enumerate(variants.items())}
+            theirs = run_trl(base, prefs, root / f"trl_{kind}{r}", args.steps, args.batch, expand_bdhs=kind == "bdhs")
+            for name, ours in rates.items():
+                ratios[name].append(ours / theirs)
+                print(f"{kind.upper():5} {name:24} {ours:6.1f} {unit[kind]}   TRL {theirs:6.1f}"
+                      f"{' (2 pairs each)' if kind == 'bdhs' else ''}   ratio {ours / theirs:.2f}x", flush=True)
         if args.repeat > 1:
-            print(f"{kind.upper():5} median ratio over {args.repeat} alternations: {median(ratios):.2f}x "
-                  f"(min {min(ratios):.2f}, max {max(ratios):.2f})", flush=True)
+            for name, values in ratios.items():
+                print(f"{kind.upper():5} {name:24} median ratio over {args.repeat} alternations: {median(values):.2f}x "
+                      f"(min {min(values):.2f}, max {max(values):.2f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,52 @@ def test_chunked_logps_equal_full_logits_in_value_and_gradient(world):
         torch.testing.assert_close(chunked_grads[name], full_grads[name], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("chunk", [0, 5])
+def test_shared_prefix_logps_equal_separate_rows_in_value_and_gradient(world, chunk):
+    from mmbench.trainers.logps import completion_logps
+
+    adapter = load_model(world["base"])
+    adapter.model.train()
+    requests, columns = _inputs(world, adapter)
+    seen: list = []  # (rows, tokens) of every language-model pass
+    embed = adapter.model.get_input_embeddings()
+    hook = embed.register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape)))
+    results = []
+    for share in (False, True):
+        seen.clear()
+        adapter.model.zero_grad()
+        out = completion_logps(adapter, adapter.model, requests, columns, chunk_size=chunk, share_prefix=share)
+        (out["chosen"] - 0.5 * out["rejected"] + out["short"]).sum().backward()
+        grads = {n: p.grad.clone() for n, p in adapter.model.named_parameters() if p.grad is not None}
+        results.append(({k: v.detach() for k, v in out.items()}, grads, list(seen)))
+    hook.remove()
+    (rows, row_grads, row_passes), (shared, shared_grads, shared_passes) = results
+    prompt = adapter.encode_prompts(requests, padding_side="right")["input_ids"].shape
+    widest = max(len(c) for column in columns.values() for c in column)
+    assert row_passes == [(3 * 4, row_passes[0][1])]  # 3 columns x 4 examples, prompt + completion each
+    assert shared_passes == [tuple(prompt), (3 * 4, widest)]  # the prompt once, then completions only
+    for name in rows:
+        torch.testing.assert_close(shared[name], rows[name], rtol=0, atol=1e-4)
+    assert set(row_grads) == set(shared_grads)
+    for name in row_grads:
+        torch.testing.assert_close(shared_grads[name], row_grads[name], rtol=1e-3, atol=1e-6)
+
+
+def test_shared_prefix_training_keeps_the_maths_and_refuses_checkpointing(world, tmp_path):
+    from mmbench.errors import MmbenchError
+
+    plain, plain_log = _train(world, "bdhs", tmp_path / "plain", tmp_path / "c1", gamma=0.5, live_reference=True)
+    fast, fast_log = _train(world, "bdhs", tmp_path / "fast", tmp_path / "c2", gamma=0.5, live_reference=True,
+                            share_prefix=True)
+    for a, b in zip(plain_log, fast_log, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
+    for key in plain:
+        torch.testing.assert_close(fast[key], plain[key], rtol=1e-4, atol=1e-5)
+    config = TrainConfig(trainer="dpo", share_prefix=True, gradient_checkpointing=True)
+    with pytest.raises(MmbenchError, match="--share-prefix cannot be combined with --gradient-checkpointing"):
+        config.validate()
+
+
 def _train(world, name, out, cache, **options):
     config = TrainConfig(trainer=name, base=str(world["base"]), data=str(world["prefs"]), out=str(out), lr=1e-3,
                          max_steps=options.pop("max_steps", 3), batch_size=4, cache_dir=str(cache), seed=0,

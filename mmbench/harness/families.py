@@ -173,6 +173,21 @@ def share_image_features(model, batch: dict, image_keys: list) -> dict:
             "mm_encoder_outputs": {"image": features}}
 
 
+# ---- training: one prompt forward shared by every completion -----------------------------------
+# Classes whose completions may continue ONE prompt forward through its KV cache (trainers/logps.py,
+# `share_prefix`): after the prompt, causal text with 1-D positions.  Each is checked against
+# separate rows in tests/families/test_family_encode_once.py.  Not Qwen-VL (3-D rope positions
+# that do not advance one per image token; Qwen2.5/3-VL measurably differ), not Mllama (its
+# cross-attention states are not in the cache); SmolVLM untested (no tiny builder).
+SHARED_PREFIX = ("LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration",
+                 "LlavaOnevisionForConditionalGeneration", "Idefics3ForConditionalGeneration",
+                 "PaliGemmaForConditionalGeneration", "Gemma3ForConditionalGeneration")
+
+
+def shares_prefix(model) -> bool:
+    return any(cls.__name__ in SHARED_PREFIX for cls in type(_base_model(model)).__mro__)  # FSDP2 subclasses
+
+
 # ---- BDHS masking ------------------------------------------------------------------------------
 
 def image_token_id(model) -> int | None:

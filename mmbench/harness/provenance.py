@@ -200,6 +200,7 @@ class Conflict(MmbenchError):
 
 # Where things are, not what they are: a moved checkpoint, data folder or cache trains the same
 # model.  The data's content is in the key through its own fingerprint.
+_ADDED_FIELDS = {"share_prefix": False}  # options added after runs were keyed without them
 _LOCATION_FIELDS = {"out", "cache_dir", "suite", "base", "data", "prompts", "image_root", "save_every", "overwrite"}
 
 
@@ -208,6 +209,9 @@ def training_key(config: dict, base_fingerprint: str, data_fingerprint: str) -> 
     from mmbench.harness.judge_client import public_url
 
     options = {k: v for k, v in config.items() if k not in _LOCATION_FIELDS}
+    for name, default in _ADDED_FIELDS.items():  # at their default: the key of runs from before they existed
+        if options.get(name, default) == default:
+            options.pop(name, None)
     if options.get("annotator_base_url"):
         options["annotator_base_url"] = public_url(options["annotator_base_url"])
     return {"config": options, "base": base_fingerprint, "data": data_fingerprint}

@@ -209,8 +209,10 @@ def prepare_run(trainer, config: TrainConfig, check: bool = True) -> dict:
                                                   progress=lambda n: bar.update(task, advance=n))
 
     provenance = {"key": key, "mmbench_version": mmbench_version()}
+    # Shared-prefix log-probs equal separate rows only to float rounding: cached under their own key.
+    reference_key = fingerprint + ("+shared-prefix" if config.share_prefix else "")
     return {"loop": dict(config=config, adapter=adapter, step_fn=getattr(trainer, "step", None), examples=examples,
-                         reference_fingerprint=fingerprint, prepare=prepare, provenance=provenance),
+                         reference_fingerprint=reference_key, prepare=prepare, provenance=provenance),
             "used": used}
 
 

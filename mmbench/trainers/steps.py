@@ -43,7 +43,8 @@ def reference_logps(ctx: TrainContext, examples: Sequence[PreferenceExample], co
         if encoded is None:
             encoded = encode_columns(ctx.adapter, [e.request for e in examples], columns)
         with torch.no_grad(), ctx.reference() as reference:
-            computed = forward_logps(reference, encoded, missing, chunk_size=_chunk(ctx))
+            computed = forward_logps(reference, encoded, missing, chunk_size=_chunk(ctx),
+                                     share_prefix=_share_prefix(ctx))
         fresh = []
         for name in missing:
             values = computed[name].tolist()
@@ -62,12 +63,16 @@ def _chunk(ctx: TrainContext) -> int:
     return int(getattr(ctx.config, "logp_chunk_size", 0) or 0)
 
 
+def _share_prefix(ctx: TrainContext) -> bool:
+    return bool(getattr(ctx.config, "share_prefix", False))
+
+
 def scored_logps(ctx: TrainContext, examples: Sequence[PreferenceExample], columns: dict[str, list],
                  cached: set[str]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(policy, reference) log-probs of every column from ONE encoding of the examples."""
     encoded = encode_columns(ctx.adapter, [e.request for e in examples], columns)
     reference = reference_logps(ctx, examples, columns, cached, encoded)
-    policy = forward_logps(ctx.policy, encoded, chunk_size=_chunk(ctx))
+    policy = forward_logps(ctx.policy, encoded, chunk_size=_chunk(ctx), share_prefix=_share_prefix(ctx))
     return policy, reference
 
 

@@ -40,3 +40,23 @@ def test_one_encoding_scores_every_column_like_separate_rows(family, checkpoint,
         expected = sequence_logps(adapter.model(**flat).logits, labels, labels != -100)
         got = completion_logps(adapter, adapter.model, requests, columns)
     torch.testing.assert_close(torch.cat([got["a"], got["b"]]), expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_shared_prefix_scores_like_separate_rows_or_is_not_used(family, checkpoint, family_world):
+    """Families in SHARED_PREFIX: the prompt runs once and completions continue from its cache, to
+    float rounding of separate rows.  Other families ignore the option: the very same numbers."""
+    from mmbench.harness import families
+
+    adapter = load_model(checkpoint(family))
+    requests = _requests(family_world, n=3)
+    columns = {"a": [adapter.completion_ids(t) for t in ("yes", "no there is a red square", "a cross")],
+               "b": [adapter.completion_ids(t) for t in ("a red square", "no", "there is a blue star on the left")]}
+    with torch.no_grad():
+        rows = completion_logps(adapter, adapter.model, requests, columns)
+        shared = completion_logps(adapter, adapter.model, requests, columns, share_prefix=True)
+    for name in rows:
+        if families.shares_prefix(adapter.model):
+            torch.testing.assert_close(shared[name], rows[name], rtol=0, atol=1e-4)
+        else:
+            assert torch.equal(shared[name], rows[name])
