@@ -134,3 +134,31 @@ def test_report_cli_and_missing_folder(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mmbench", "report", str(tmp_path / "nope")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "not found" in bad.stderr
+
+
+def test_report_advances_a_progress_bar_once_per_interval_cell(tmp_path, monkeypatch):
+    """Bootstrap intervals take minutes on a 3-seed grid: the report shows a bar that reaches its total."""
+    import rich.progress
+
+    runs = tmp_path / "runs"
+    make_run(runs, "base", {"knob": "base"}, {"gqa": gqa_pairs(10)})
+    for value, seed in ((0.0, 1), (0.0, 2), (1.0, 1), (1.0, 2)):
+        make_run(runs, f"gamma={value:g}-seed{seed}", {"knob": "gamma", "value": value, "seed": seed},
+                 {"gqa": gqa_pairs(12)})
+    seen = {}
+    real = rich.progress.Progress.advance
+
+    def advance(self, task, advance=1):
+        seen["done"] = seen.get("done", 0) + advance
+        seen["total"] = self.tasks[0].total
+        return real(self, task, advance)
+
+    monkeypatch.setattr(rich.progress.Progress, "advance", advance)
+    write_report([runs], tmp_path / "report", replicates=20)
+    from mmbench.benchmarks import IDS
+    from mmbench.reports.collect import benchmark_columns, collect_runs
+    from mmbench.reports.scorecard import COMPARISONS
+
+    # 5 runs and 2 grid points, a cell per benchmark column each, plus every scorecard cell.
+    columns = len(benchmark_columns(collect_runs([runs])))
+    assert seen["done"] == seen["total"] == (5 + 2) * columns + len(COMPARISONS) * len(IDS)

@@ -45,8 +45,10 @@ class Row:
     runs: list[ModelRun]
 
 
-def build_rows(runs: list[ModelRun], replicates: int = 1000, aggregate_seeds: bool = False) -> list[Row]:
-    """One row per model (or per grid point with seeds averaged when aggregate_seeds)."""
+def build_rows(runs: list[ModelRun], replicates: int = 1000, aggregate_seeds: bool = False,
+               progress=lambda: None) -> list[Row]:
+    """One row per model (or per grid point with seeds averaged when aggregate_seeds);
+    `progress()` is called once per (row, benchmark) cell."""
     groups: dict[tuple, list[ModelRun]] = {}
     for run in runs:
         key = (run.knob, run.value) if aggregate_seeds and run.knob not in ("", "base") else (run.model,)
@@ -58,6 +60,7 @@ def build_rows(runs: list[ModelRun], replicates: int = 1000, aggregate_seeds: bo
         first = members[0]
         cells = {}
         for benchmark in benchmark_columns(runs):
+            progress()
             values = [v for v in (m.headline(benchmark) for m in members) if v is not None]
             if not values:
                 cells[benchmark] = Cell(None)
@@ -248,16 +251,24 @@ def write_report(roots: list[Path], out: Path, replicates: int = 1000) -> dict[s
     from mmbench.harness.runfiles import atomic_write_text
     from mmbench.reports.plots import plot_ablation
 
+    from rich.progress import Progress
+
+    from mmbench.reports.scorecard import COMPARISONS, IDS, build_scorecard, scorecard_markdown
+
     runs = collect_runs(roots)
-    rows = build_rows(runs, replicates=replicates)
     out = Path(out)
     written = {"markdown": out / "leaderboard.md", "csv": out / "leaderboard.csv"}
-    from mmbench.reports.scorecard import build_scorecard, scorecard_markdown
-
-    card = scorecard_markdown(build_scorecard(runs, replicates=replicates))
     knobs = sorted({r.knob for r in runs} - {"", "base"})
-    points = {k: build_rows([r for r in runs if r.knob == k], replicates=replicates, aggregate_seeds=True)
-              for k in knobs}
+    # Bootstrap intervals take minutes on a 3-seed grid (1,000 replicates per cell): show progress.
+    points_count = sum(len({r.value for r in runs if r.knob == k}) for k in knobs)
+    cells = (len(runs) + points_count) * len(benchmark_columns(runs)) + len(COMPARISONS) * len(IDS)
+    with Progress(transient=True, disable=not replicates) as bar:
+        task = bar.add_task("report: bootstrap intervals", total=cells)
+        tick = lambda: bar.advance(task)  # noqa: E731
+        rows = build_rows(runs, replicates=replicates, progress=tick)
+        card = scorecard_markdown(build_scorecard(runs, replicates=replicates, progress=tick))
+        points = {k: build_rows([r for r in runs if r.knob == k], replicates=replicates, aggregate_seeds=True,
+                                progress=tick) for k in knobs}
     base_rows = [r for r in rows if r.knob == "base"]
     base_row = base_rows[0] if base_rows else None
     seeds = seeds_markdown([p for k in knobs for p in points[k]], base_row)

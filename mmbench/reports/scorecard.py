@@ -77,15 +77,20 @@ def _pooled(members: list[ModelRun], benchmark: str, seeds: list) -> dict[str, d
     return out
 
 
-def build_scorecard(runs: list[ModelRun], replicates: int = 1000) -> list[tuple[str, dict[str, Entry]]]:
+def build_scorecard(runs: list[ModelRun], replicates: int = 1000,
+                    progress=lambda: None) -> list[tuple[str, dict[str, Entry]]]:
+    """`progress()` is called once per (comparison, benchmark) cell, made or skipped."""
     rows = []
     for label, side_a, side_b, paper_a, paper_b in COMPARISONS:
         a, b = _side(runs, side_a), _side(runs, side_b)
         if not a or not b:
+            for _ in IDS:
+                progress()
             continue
         seeds = sorted({r.seed for r in a + b if r.seed is not None}) or [None]
         entries = {}
         for column, benchmark in enumerate(IDS):
+            progress()
             entry = Entry(PAPER_ROWS[paper_a][column] - PAPER_ROWS[paper_b][column])
             if all(benchmark in r.results for r in a + b):
                 bench = get_benchmark(benchmark)
