@@ -83,6 +83,14 @@ def test_an_fsdp_request_on_cpu_becomes_fsdp2_and_refuses_what_cannot_work(monke
             ({"state_dict_type": "FULL_STATE_DICT"}, _config(optimizer="sgd", save_every=2), "SHARDED_STATE_DICT")):
         with pytest.raises(MmbenchError, match=message):
             sharding.setup(_Accelerator(monkeypatch, **options), config)
+    from mmbench.trainers.config import TrainConfig
+
+    for config, message in ((TrainConfig(trainer="bdhs", gamma=0.5, online_bdhs=True), "online BDHS negatives are"),
+                            (TrainConfig(trainer="mixed-dpo", p=0.5), "online pairs are sampled")):
+        with pytest.raises(MmbenchError, match=message):
+            sharding.setup(_Accelerator(monkeypatch), config)
+    for config in (TrainConfig(trainer="bdhs", gamma=0.5), TrainConfig(trainer="mixed-dpo", p=1.0)):  # nothing sampled
+        sharding.setup(_Accelerator(monkeypatch), config)
     full = _Accelerator(monkeypatch, state_dict_type="FULL_STATE_DICT")  # never resumed: nothing to refuse
     sharding.setup(full, _config(optimizer="sgd", save_every=4, max_steps=4))
     assert full.state.distributed_type == DistributedType.FSDP
@@ -156,3 +164,24 @@ def test_fsdp2_run_killed_after_a_saved_state_resumes_to_the_same_weights(world,
     resumed = _launch(world, out, ["-m", "mmbench"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _assert_same_run(world["one"], out)
+
+
+@pytest.mark.slow
+def test_fsdp2_bdhs_with_offline_negatives_equals_one_process(world, tmp_path):
+    """BDHS γ = 0.5 under FSDP2: both processes share the offline negatives (one generates them
+    under the file lock, from the unsharded base, before any sharding) and train as one process."""
+    bdhs = ["train", "bdhs", "--base", str(world["base"]), "--data", str(world["prefs"]), "--gamma", "0.5", *ARGS]
+    one = tmp_path / "one" / "run"  # each run its own parent folder: its own negatives cache
+    done = subprocess.run([sys.executable, "-m", "mmbench", *bdhs, "--out", str(one)], capture_output=True, text=True,
+                          env=world["env"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    two = tmp_path / "two" / "run"
+    run = _launch({**world, "common": bdhs}, two, ["-m", "mmbench"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "sharding: FSDP2 over 2 processes (cpu, gloo)" in run.stderr
+    for folder in (one, two):
+        (negatives,) = (folder.parent / ".mmbench-cache").glob("bdhs-*.jsonl")
+        assert len(negatives.read_text().splitlines()) == 8  # generated here, not borrowed
+    assert [json.loads(line)["bdhs/loss"] for line in (one / "log.jsonl").read_text().splitlines()] == pytest.approx(
+        [json.loads(line)["bdhs/loss"] for line in (two / "log.jsonl").read_text().splitlines()], abs=1e-5)
+    _assert_same_run(one, two)

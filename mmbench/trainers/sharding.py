@@ -19,6 +19,11 @@ in one place.
      --max-steps): the state saves, but torch 2.13 cannot load it back
      (`set_optimizer_state_dict`: "Expected device to be set": plain SGD keeps no per-parameter
      state).  SHARDED_STATE_DICT resumes it (and AdamW resumes under both).
+   - Sampling from the policy during training (online BDHS, Mixed-DPO with p < 1).  Tried on CPU:
+     the first online generate() stops in the vision tower ("aten.conv2d.default got mixed
+     torch.Tensor and DTensor": generate() calls the parts of the model, so the root's unsharding
+     hook never runs).  Beyond that, every forward of a sharded model is a collective while each
+     process generates alone, to its own lengths and retries.  Offline negatives (the default) work.
 """
 
 from __future__ import annotations
@@ -74,6 +79,11 @@ def setup(accelerator, config) -> None:
     if config.lora:
         raise MmbenchError("--lora is not supported with FSDP (the adapters cannot be merged into sharded "
                            "weights); use data-parallel training (accelerate launch --multi_gpu) for LoRA")
+    online = _samples_online(config)
+    if online:
+        raise MmbenchError(f"{online} are sampled from the policy during training, which FSDP cannot do (each "
+                           "process would generate alone from a sharded model); use offline negatives, p = 1, or "
+                           "data-parallel training (accelerate launch --multi_gpu)")
     plugin = accelerator.state.fsdp_plugin
     if config.optimizer == "sgd" and config.save_every < config.max_steps \
             and str(plugin.state_dict_type).endswith("FULL_STATE_DICT"):
@@ -82,6 +92,18 @@ def setup(accelerator, config) -> None:
     if accelerator.is_main_process:
         print(f"sharding: FSDP{plugin.fsdp_version} over {accelerator.num_processes} processes "
               f"({accelerator.device.type}, {accelerator.state.backend})", file=sys.stderr)
+
+
+def _samples_online(config) -> str | None:
+    """What the trainer samples from the policy during training ("online pairs"), if anything."""
+    from mmbench.trainers.registry import get_trainer
+
+    try:
+        trainer = get_trainer(config.trainer)
+    except (MmbenchError, AttributeError):  # a stand-in config without a trainer
+        return None
+    samples = getattr(trainer, "samples_online", None)
+    return samples(config) if callable(samples) else None
 
 
 def full_state_dict(accelerator, policy) -> dict | None:
