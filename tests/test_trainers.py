@@ -135,7 +135,8 @@ def test_bdhs_gamma_grid_shares_offline_negatives_and_reference_logps(world, tmp
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one_with_the_same_global_batch(world, tmp_path):
+@pytest.mark.parametrize("share_prefix", [False, True])  # True: two policy forwards per backward under DDP
+def test_two_processes_equal_one_with_the_same_global_batch(world, tmp_path, share_prefix):
     import shutil
     import subprocess
     import sys
@@ -143,7 +144,7 @@ def test_two_processes_equal_one_with_the_same_global_batch(world, tmp_path):
 
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     common = ["train", "dpo", "--base", str(world["base"]), "--data", str(world["prefs"]), "--batch-size", "4",
-              "--max-steps", "3", "--lr", "0.01", "--optimizer", "sgd"]
+              "--max-steps", "3", "--lr", "0.01", "--optimizer", "sgd", *(["--share-prefix"] * share_prefix)]
     one = subprocess.run([sys.executable, "-m", "mmbench", *common, "--out", str(tmp_path / "one")],
                          capture_output=True, text=True)
     assert one.returncode == 0, one.stderr[-2000:]
