@@ -86,6 +86,7 @@ def test_a_finished_grid_estimates_no_training_and_no_precompute(setup):
     assert rows["eval base"][0] == "0 answers"
 
 
+@pytest.mark.slow  # quick tier < 2 min on 2 cores; CI runs it
 def test_bad_input_is_one_line_before_any_calibration(setup, tmp_path):
     for knob, extra, words in (("gama", (), "gamma"), ("gamma", ("--values", "0,2"), "gamma")):
         result = ablate(setup, tmp_path / "out", "--dry-run", *extra, knob=knob)

@@ -351,6 +351,7 @@ def test_offline_non_world_checkpoint_names_data_world(inputs, tmp_path):
     assert not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
 
 
+@pytest.mark.slow  # quick tier < 2 min on 2 cores; CI runs it
 def test_nan_never_trains(inputs, tmp_path):
     """`train --beta nan` stops at once: exit 2, one line, no checkpoint and no partial run."""
     out = tmp_path / "ck"

@@ -151,6 +151,7 @@ def test_shared_prefix_logps_equal_separate_rows_in_value_and_gradient(world, ch
         torch.testing.assert_close(shared_grads[name], row_grads[name], rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.slow  # quick tier < 2 min on 2 cores; CI runs it
 def test_shared_prefix_training_keeps_the_maths_and_refuses_checkpointing(world, tmp_path):
     from mmbench.errors import MmbenchError
 

@@ -171,6 +171,7 @@ def test_lora_reference_is_the_base_with_adapters_off(world, tmp_path):
     assert changed and all("language_model" in k for k in changed)
 
 
+@pytest.mark.slow  # quick tier < 2 min on 2 cores; CI runs it
 def test_online_bdhs_generates_negatives_from_the_policy(world, tmp_path, monkeypatch):
     from mmbench.trainers import bdhs
 
