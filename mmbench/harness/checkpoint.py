@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from mmbench.errors import MmbenchError
+from mmbench.errors import MmbenchError, read_json_object
 
 HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
@@ -123,13 +123,7 @@ def _resolve_hub(repo: str, trust_remote_code: bool) -> tuple[str, str, dict, bo
 def _read_config(path: Path, spec: str) -> dict:
     if not path.is_file():
         raise MmbenchError(f"{spec} has no config.json; it is not a transformers model folder")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MmbenchError(f"cannot read {path}: {first_line(exc)}") from exc
-    if not isinstance(config, dict):
-        raise MmbenchError(f"{path}: expected a JSON object, got {type(config).__name__}")
-    return config
+    return read_json_object(path)
 
 
 def check_architecture(config: dict, spec: str, trust_remote_code: bool) -> None:

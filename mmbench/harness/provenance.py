@@ -23,7 +23,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
 
-from mmbench.errors import MmbenchError
+from mmbench.errors import MmbenchError, read_json_object
 
 SCORER_VERSION = 1  # bump when shared scoring code (harness/scoring.py, textnorm) changes results
 
@@ -184,12 +184,9 @@ def read_json(path: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MmbenchError(f"{path}: unreadable provenance ({type(exc).__name__}); use --overwrite") from None
-    if not isinstance(data, dict):
-        raise MmbenchError(f"{path}: unreadable provenance (not an object); use --overwrite")
-    return data
+        return read_json_object(path)
+    except MmbenchError as exc:
+        raise MmbenchError(f"unreadable provenance: {exc}; use --overwrite") from None
 
 
 class Conflict(MmbenchError):

@@ -5,12 +5,11 @@ Reports are pure functions of these files; nothing here runs a model or a judge.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmbench.benchmarks import IDS, benchmark_names, get_benchmark
-from mmbench.errors import MmbenchError
+from mmbench.errors import MmbenchError, read_json_object
 
 
 @dataclass
@@ -77,16 +76,6 @@ def _model_folders(root: Path, names: set[str]) -> list[Path]:
     return sorted(found)
 
 
-def _read_object(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MmbenchError(f"{path}: not valid JSON ({type(exc).__name__})") from None
-    if not isinstance(data, dict):
-        raise MmbenchError(f"{path}: expected a JSON object")
-    return data
-
-
 def collect_runs(roots: list[Path]) -> list[ModelRun]:
     """Every model folder under `roots`; folders that share a run name are merged only when they
     hold the same checkpoint's answers (model.json's fingerprint) and no benchmark twice."""
@@ -99,7 +88,7 @@ def collect_runs(roots: list[Path]) -> list[ModelRun]:
             raise MmbenchError(f"run folder not found: {root}")
         for folder in _model_folders(root, set(names)):
             meta_path = folder / "model.json"
-            meta = _read_object(meta_path) if meta_path.exists() else {}
+            meta = read_json_object(meta_path) if meta_path.exists() else {}
             name = str(meta.get("model", folder.name))
             fingerprint = meta.get("checkpoint_fingerprint")
             if name in fingerprints and fingerprints[name][1] != folder:
@@ -114,7 +103,7 @@ def collect_runs(roots: list[Path]) -> list[ModelRun]:
             for benchmark in names:
                 path = folder / benchmark / "results.json"
                 if path.exists():
-                    results = _read_object(path)
+                    results = read_json_object(path)
                     if not isinstance(results.get("metrics", {}), dict):
                         raise MmbenchError(f"{path}: 'metrics' must be an object")
                     if benchmark in run.results and run.folders[benchmark] != folder:
