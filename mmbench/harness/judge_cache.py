@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmbench.harness.judging import JudgeRequest
+from mmbench.harness.sqlite_files import enable_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS verdicts (
@@ -71,17 +72,8 @@ def request_key(model: str, request: JudgeRequest, temperature: float, attempt: 
 
 
 def _setup(conn: sqlite3.Connection, patience_s: float = 30.0) -> None:
-    """WAL mode and the table.  Switching to WAL can report "locked" without waiting for the busy
-    timeout while another connection creates the same file, so that step is retried by hand."""
-    deadline = time.monotonic() + patience_s
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            break
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
+    """WAL mode (retried while another process opens the file) and the table."""
+    enable_wal(conn, patience_s)
     conn.execute("PRAGMA synchronous=NORMAL")  # survives a process crash; fsync at checkpoints
     conn.execute(_SCHEMA)
 

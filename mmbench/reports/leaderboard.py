@@ -248,11 +248,10 @@ def csv_safe(frame):
 
 def write_report(roots: list[Path], out: Path, replicates: int = 1000) -> dict[str, Path]:
     """Write leaderboard.md/.csv and one plot per ablation knob; return the paths written."""
-    from mmbench.harness.runfiles import atomic_write_text
-    from mmbench.reports.plots import plot_ablation
-
     from rich.progress import Progress
 
+    from mmbench.harness.runfiles import atomic_write_text
+    from mmbench.reports.plots import plot_ablation
     from mmbench.reports.scorecard import COMPARISONS, IDS, build_scorecard, scorecard_markdown
 
     runs = collect_runs(roots)

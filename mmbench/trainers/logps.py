@@ -58,13 +58,12 @@ def forward_logps(model, encoded: EncodedColumns, names: Sequence[str] | None = 
 
     if share_prefix and families.shares_prefix(model) and _chunkable(model) and _right_padded(encoded):
         logps = _prefix_shared_logps(model, encoded, names, chunk_size)
-        size = encoded.size
-        return {name: logps[i * size:(i + 1) * size] for i, name in enumerate(names)}
-    batch = encoded.rows(names)
-    labels = batch.pop("labels")
-    batch.pop("prompt_lengths")
-    with shared_image_features(model, len(names), memo=encoded.features):
-        logps = _logps(model, batch, labels, chunk_size)
+    else:
+        batch = encoded.rows(names)
+        labels = batch.pop("labels")
+        batch.pop("prompt_lengths")
+        with shared_image_features(model, len(names), memo=encoded.features):
+            logps = _logps(model, batch, labels, chunk_size)
     size = encoded.size
     return {name: logps[i * size:(i + 1) * size] for i, name in enumerate(names)}
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import Sequence
+
+from mmbench.harness.sqlite_files import enable_wal
 
 
 def ids_hash(ids: Sequence[int]) -> str:
@@ -39,21 +40,10 @@ class RefLogpCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
-        # Every process of a multi-process run opens the same file at once.  Switching to WAL does
-        # not wait on the busy timeout: "database is locked" at once (seen in 1 of 3 two-process
-        # starts), so it is retried until the timeout.
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("CREATE TABLE IF NOT EXISTS ref (example TEXT, ids TEXT, model TEXT, logp REAL, "
-                                 "PRIMARY KEY (example, ids, model))")
-                self._db.commit()
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        enable_wal(self._db, patience_s=60)  # every process of a multi-process run opens it at once
+        self._db.execute("CREATE TABLE IF NOT EXISTS ref (example TEXT, ids TEXT, model TEXT, logp REAL, "
+                         "PRIMARY KEY (example, ids, model))")
+        self._db.commit()
         self.hits = 0
         self.misses = 0
 
