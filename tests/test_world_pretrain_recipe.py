@@ -94,3 +94,26 @@ def test_shipped_base_loads_offline_and_answers_a_short_benchmark(small_world, m
     samples = (tmp_path / "base" / "gqa" / "samples.jsonl").read_text().splitlines()
     assert len(samples) == 5 and all(json.loads(s)["response"] for s in samples)
     assert results
+
+
+def test_a_half_done_run_never_resumes_on_a_world_whose_sft_set_changed(small_world, tmp_path, monkeypatch):
+    """Same world version, seed and size but other training data (e.g. new kinds, hence a new
+    tokenizer): the stages' init model and checkpoints are stale and must not be resumed."""
+    import shutil
+
+    import mmbench.world.pretrain as pretrain_module
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pretrain_module, "pretrain", crash)
+    with pytest.raises(KeyboardInterrupt):  # killed in the first stage: its plan and init stay
+        pretrain_base(tmp_path / "base", steps=9, world_dir=small_world, batch_size=4, progress=False, model=TINY)
+    assert (tmp_path / ".base.stages" / "plan.json").exists()
+    changed = tmp_path / "changed"
+    shutil.copytree(small_world, changed, ignore=shutil.ignore_patterns("images"))
+    (changed / "images").symlink_to(small_world / "images")
+    sft = changed / "sft" / "train.jsonl"
+    sft.write_text(sft.read_text().replace("circle", "ring"))
+    with pytest.raises(MmbenchError, match="other settings"):
+        pretrain_base(tmp_path / "base", steps=9, world_dir=changed, batch_size=4, progress=False, model=TINY)

@@ -203,7 +203,9 @@ def pretrain_base(out: str | Path, *, seed: int = DEFAULT_SEED, steps: int = DEF
               "stages": [dict(asdict(s), tasks=sorted(s.tasks) if s.tasks else None, steps=n)
                          for s, n in zip(STAGES, plan)],
               "batch_size": batch_size, "world_version": world.get("version", WORLD_VERSION),
-              "world_seed": world.get("seed"), "world_size": world.get("size"), "model": model or {}}
+              "world_seed": world.get("seed"), "world_size": world.get("size"), "model": model or {},
+              # The SFT set's bytes: a world rebuilt otherwise (new kinds, say) never resumes old stages.
+              "sft_sha256": _file_sha(world_dir / "sft" / "train.jsonl")}
     if _same_run(out, marker):
         return out  # already built with these settings
     if out.exists() and not (out / "config.json").exists() and any(out.iterdir()):
@@ -247,6 +249,16 @@ def pretrain_base(out: str | Path, *, seed: int = DEFAULT_SEED, steps: int = DEF
     tmp.rename(out)
     shutil.rmtree(stages_dir, ignore_errors=True)
     return out
+
+
+def _file_sha(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _same_run(out: Path, marker: dict) -> bool:
