@@ -1,7 +1,7 @@
 """Pairs per second of mmbench's DPO step against TRL's DPOTrainer on the same tiny LLaVA, batch
 and pairs; and a BDHS line: one batch of three completions against TRL on two expanded pairs.
 
-    python bench/train_vs_trl.py [--steps 20] [--batch 8] [--repeat 3] [--only dpo|bdhs] [--share-prefix]
+    python bench/train_vs_trl.py [--steps 20] [--batch 8] [--repeat 3] [--only dpo|bdhs] [--unshared]
 
 Prints absolute rates and the ratio (target: mmbench ≥ 1.5× TRL).  Both use the same
 reference model each step (no precomputed reference log-probs) unless --cached is given, in
@@ -108,8 +108,9 @@ def main() -> None:
     parser.add_argument("--image-tokens", type=int, default=16,
                         help="image placeholder tokens per prompt, a square (576: LLaVA-1.5's 24x24; the prompt then "
                              "dwarfs the completions, as at the study's scale)")
-    parser.add_argument("--share-prefix", action="store_true",
-                        help="mmbench runs each prompt once and continues every completion from its KV cache")
+    parser.add_argument("--unshared", action="store_true",
+                        help="also time mmbench with --no-share-prefix (every completion re-runs its prompt and "
+                             "image, as TRL does), in the same alternation")
     args = parser.parse_args()
     side = round(args.image_tokens ** 0.5)
     if side * side != args.image_tokens:
@@ -123,7 +124,7 @@ def main() -> None:
     texts = [json.loads(line)[k] for line in prefs.read_text().splitlines() for k in ("prompt", "chosen", "rejected")]
     base = tiny_llava_for_tests(root / "models", texts + ["tiny"], vision_width=128, vision_layers=4,
                                 text_width=256, text_layers=4, heads=4, image_size=16 * side, patch_size=16)
-    variants = {"mmbench": {}, **({"mmbench --share-prefix": {"share_prefix": True}} if args.share_prefix else {})}
+    variants = {"mmbench": {}, **({"mmbench --no-share-prefix": {"share_prefix": False}} if args.unshared else {})}
     unit = {"dpo": "pairs/s", "bdhs": "examples/s"}
     for kind in ("dpo", "bdhs"):
         if args.only not in (None, kind):

@@ -227,9 +227,10 @@ def train(
                                                       help="eager | sdpa | flash_attention_2 (when installed)"),
     logp_chunk_size: int = typer.Option(0, "--logp-chunk-size", help="log-probs on completion tokens only, N "
                                         "tokens at a time, never full-vocabulary logits for the batch (0: off)"),
-    share_prefix: bool = typer.Option(False, "--share-prefix", help="run prompt and image once per example; every "
-                                      "completion continues from its KV cache (LLaVA, LLaVA-NeXT/OneVision, Idefics3, "
-                                      "PaliGemma, Gemma 3; others ignore it)"),
+    share_prefix: Optional[bool] = typer.Option(None, "--share-prefix/--no-share-prefix", help="run prompt and image "
+                                                "once per example; every completion continues from its KV cache "
+                                                "(LLaVA, LLaVA-NeXT/OneVision, Idefics3, PaliGemma, Gemma 3; others "
+                                                "ignore it). Default: on, off with --gradient-checkpointing"),
     live_reference: bool = typer.Option(False, "--live-reference",
                                         help="build the reference model even when every reference log-prob is cached"),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw | sgd"),

@@ -173,7 +173,7 @@ def test_fsdp2_bdhs_with_offline_negatives_equals_one_process(world, tmp_path, s
     """BDHS γ = 0.5 under FSDP2: both processes share the offline negatives (one generates them
     under the file lock, from the unsharded base, before any sharding) and train as one process."""
     bdhs = ["train", "bdhs", "--base", str(world["base"]), "--data", str(world["prefs"]), "--gamma", "0.5", *ARGS,
-            *(["--share-prefix"] * share_prefix)]
+            "--share-prefix" if share_prefix else "--no-share-prefix"]
     one = tmp_path / "one" / "run"  # each run its own parent folder: its own negatives cache
     done = subprocess.run([sys.executable, "-m", "mmbench", *bdhs, "--out", str(one)], capture_output=True, text=True,
                           env=world["env"])

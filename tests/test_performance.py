@@ -155,7 +155,8 @@ def test_shared_prefix_logps_equal_separate_rows_in_value_and_gradient(world, ch
 def test_shared_prefix_training_keeps_the_maths_and_refuses_checkpointing(world, tmp_path):
     from mmbench.errors import MmbenchError
 
-    plain, plain_log = _train(world, "bdhs", tmp_path / "plain", tmp_path / "c1", gamma=0.5, live_reference=True)
+    plain, plain_log = _train(world, "bdhs", tmp_path / "plain", tmp_path / "c1", gamma=0.5, live_reference=True,
+                              share_prefix=False)
     fast, fast_log = _train(world, "bdhs", tmp_path / "fast", tmp_path / "c2", gamma=0.5, live_reference=True,
                             share_prefix=True)
     for a, b in zip(plain_log, fast_log, strict=True):
@@ -165,6 +166,10 @@ def test_shared_prefix_training_keeps_the_maths_and_refuses_checkpointing(world,
     config = TrainConfig(trainer="dpo", share_prefix=True, gradient_checkpointing=True)
     with pytest.raises(MmbenchError, match="--share-prefix cannot be combined with --gradient-checkpointing"):
         config.validate()
+    # The default: on, and off (not refused) under checkpointing.
+    assert TrainConfig(trainer="dpo", out=str(tmp_path / "d")).validate().share_prefix is True
+    checkpointed = TrainConfig(trainer="dpo", out=str(tmp_path / "d"), gradient_checkpointing=True).validate()
+    assert checkpointed.share_prefix is False
 
 
 def _train(world, name, out, cache, **options):

@@ -144,7 +144,7 @@ def test_two_processes_equal_one_with_the_same_global_batch(world, tmp_path, sha
 
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     common = ["train", "dpo", "--base", str(world["base"]), "--data", str(world["prefs"]), "--batch-size", "4",
-              "--max-steps", "3", "--lr", "0.01", "--optimizer", "sgd", *(["--share-prefix"] * share_prefix)]
+              "--max-steps", "3", "--lr", "0.01", "--optimizer", "sgd", "--share-prefix" if share_prefix else "--no-share-prefix"]
     one = subprocess.run([sys.executable, "-m", "mmbench", *common, "--out", str(tmp_path / "one")],
                          capture_output=True, text=True)
     assert one.returncode == 0, one.stderr[-2000:]

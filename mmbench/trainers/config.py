@@ -40,7 +40,9 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (memory for time)
     attn_implementation: str | None = None  # eager | sdpa | flash_attention_2 (None: the checkpoint's)
     logp_chunk_size: int = 0  # >0: log-probs from hidden states, this many completion tokens at a time
-    share_prefix: bool = False  # prompt+image forward once per example; completions continue from its cache
+    # Prompt+image forward once per example, completions continue from its cache.  None: on, except
+    # under gradient checkpointing (transformers drops the cache there); validate() resolves it.
+    share_prefix: bool | None = None
     live_reference: bool = False  # build the reference even when every reference log-prob is cached
     seed: int = 0
     limit: int | None = None  # use only the first N preference rows
@@ -125,6 +127,8 @@ class TrainConfig:
             raise MmbenchError(f"--optimizer must be adamw or sgd, got {self.optimizer!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise MmbenchError(f"--mixed-precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.share_prefix is None:
+            self.share_prefix = not self.gradient_checkpointing
         if self.share_prefix and self.gradient_checkpointing:  # transformers drops the cache under checkpointing
             raise MmbenchError("--share-prefix cannot be combined with --gradient-checkpointing (transformers "
                                "turns the prompt's KV cache off while checkpointing)")
