@@ -79,7 +79,7 @@ def pending_precompute(adapter, config: TrainConfig, used: list, fingerprint: st
     from mmbench.harness.provenance import sha
     from mmbench.trainers.bdhs import BDHSNegative
     from mmbench.trainers.refcache import RefLogpCache, example_key
-    from mmbench.trainers.setup import default_cache_dir
+    from mmbench.trainers.setup import default_cache_dir, reference_fingerprint
 
     cache = default_cache_dir(config)
     stored: dict[str, BDHSNegative] = {}
@@ -114,7 +114,7 @@ def pending_precompute(adapter, config: TrainConfig, used: list, fingerprint: st
                 missing += 1
                 continue
             keys.append(stored[e.id].ids)
-        found = ref.get_many(fingerprint, [(example_key(e), ids) for ids in keys])
+        found = ref.get_many(reference_fingerprint(config, fingerprint), [(example_key(e), ids) for ids in keys])
         missing += any(v is None for v in found)
     ref.close()
     return todo_bdhs, missing, stored

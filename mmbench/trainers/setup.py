@@ -209,11 +209,16 @@ def prepare_run(trainer, config: TrainConfig, check: bool = True) -> dict:
                                                   progress=lambda n: bar.update(task, advance=n))
 
     provenance = {"key": key, "mmbench_version": mmbench_version()}
-    # Shared-prefix log-probs equal separate rows only to float rounding: cached under their own key.
-    reference_key = fingerprint + ("+shared-prefix" if config.share_prefix else "")
     return {"loop": dict(config=config, adapter=adapter, step_fn=getattr(trainer, "step", None), examples=examples,
-                         reference_fingerprint=reference_key, prepare=prepare, provenance=provenance),
+                         reference_fingerprint=reference_fingerprint(config, fingerprint), prepare=prepare,
+                         provenance=provenance),
             "used": used}
+
+
+def reference_fingerprint(config: TrainConfig, base_fingerprint: str) -> str:
+    """The reference log-prob cache's key for a base.  Shared-prefix log-probs equal separate rows
+    only to float rounding, so they are cached under their own key."""
+    return base_fingerprint + ("+shared-prefix" if config.share_prefix else "")
 
 
 def precompute_shared(config: TrainConfig, bdhs: bool) -> None:
