@@ -105,6 +105,7 @@ def test_two_processes_equal_one(setup, tmp_path):
         assert not list((tmp_path / "two" / "tiny-llava" / name).glob("samples.part*"))
 
 
+@pytest.mark.slow  # four CLI subprocesses (3-4 s); the quick tier stays under 2 min, CI runs it
 def test_clear_errors(setup, tmp_path):
     missing = cli("eval", str(tmp_path / "nope"), "--data", str(setup["world"]))
     assert missing.returncode == 2 and "not found" in missing.stderr and "Traceback" not in missing.stderr
