@@ -191,6 +191,7 @@ def pretrain_base(out: str | Path, *, seed: int = DEFAULT_SEED, steps: int = DEF
     import torch
 
     from mmbench.harness.model import load_model
+    from mmbench.harness.provenance import file_sha256
     from mmbench.world.build import WORLD_VERSION, ensure_world
     from mmbench.world.pretrain import pretrain
     from mmbench.world.training_sets import SftExamples
@@ -205,7 +206,7 @@ def pretrain_base(out: str | Path, *, seed: int = DEFAULT_SEED, steps: int = DEF
               "batch_size": batch_size, "world_version": world.get("version", WORLD_VERSION),
               "world_seed": world.get("seed"), "world_size": world.get("size"), "model": model or {},
               # The SFT set's bytes: a world rebuilt otherwise (new kinds, say) never resumes old stages.
-              "sft_sha256": _file_sha(world_dir / "sft" / "train.jsonl")}
+              "sft_sha256": file_sha256(world_dir / "sft" / "train.jsonl")}
     if _same_run(out, marker):
         return out  # already built with these settings
     if out.exists() and not (out / "config.json").exists() and any(out.iterdir()):
@@ -249,16 +250,6 @@ def pretrain_base(out: str | Path, *, seed: int = DEFAULT_SEED, steps: int = DEF
     tmp.rename(out)
     shutil.rmtree(stages_dir, ignore_errors=True)
     return out
-
-
-def _file_sha(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _same_run(out: Path, marker: dict) -> bool:
