@@ -114,6 +114,25 @@ def test_bootstrap_interval_matches_known_variance():
     assert interval.low < interval.estimate < interval.high
 
 
+def test_bootstrap_draws_the_same_stream_as_randrange():
+    """Intervals already published (the README's) must not move when the resampler gets faster:
+    the same seed gives the same replicates as drawing each index with Random.randrange."""
+    rng = random.Random(1)
+    pope = get_benchmark("pope")
+    samples = [{"split": split, "label": rng.choice("yes no".split()), "pred": rng.choice(["yes", "no", None])}
+               for split in ("random", "popular", "adversarial") for _ in range(40)]
+    by_split: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_split.setdefault(s["split"], []).append(i)
+    draw = random.Random(7)
+    values = sorted(pope.aggregate([samples[g[draw.randrange(len(g))]] for g in by_split.values() for _ in g])["f1"]
+                    for _ in range(200))
+    interval = bootstrap_interval([samples], pope.aggregate, "f1", replicates=200, seed=7)
+    # 2.5th and 97.5th percentiles of 200 sorted values, linearly interpolated (positions 4.975, 194.025).
+    assert interval.low == pytest.approx(values[4] + (values[5] - values[4]) * 0.975, abs=1e-12)
+    assert interval.high == pytest.approx(values[194] + (values[195] - values[194]) * 0.025, abs=1e-12)
+
+
 def test_paired_difference_detects_real_gap_only():
     aggregate = get_benchmark("gqa").aggregate
     base = {str(i): {"correct": float(i % 2)} for i in range(200)}

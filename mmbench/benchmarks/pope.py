@@ -7,6 +7,8 @@ the image folder.  Headline: F1 averaged over the splits present (×100).
 
 from __future__ import annotations
 
+from collections import Counter
+from operator import itemgetter
 from pathlib import Path
 from typing import Sequence
 
@@ -71,12 +73,11 @@ def score(reference: dict, response: str, judge_outputs=None, *, parse: str = "o
     return {"split": reference["split"], "label": reference["answer"], "pred": predicted}
 
 
-def _split_metrics(samples: Sequence[dict]) -> dict[str, float]:
-    tp = sum(s["pred"] == "yes" and s["label"] == "yes" for s in samples)
-    fp = sum(s["pred"] == "yes" and s["label"] == "no" for s in samples)
-    tn = sum(s["pred"] == "no" and s["label"] == "no" for s in samples)
-    fn = sum(s["pred"] == "no" and s["label"] == "yes" for s in samples)
-    n = len(samples)  # unparsed strict answers count in n (as wrong) but in no class
+def _split_metrics(counts: Counter) -> dict[str, float]:
+    """Metrics of one split from its (pred, label) counts."""
+    tp, fp = counts["yes", "yes"], counts["yes", "no"]
+    tn, fn = counts["no", "no"], counts["no", "yes"]
+    n = sum(counts.values())  # unparsed strict answers count in n (as wrong) but in no class
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -85,16 +86,19 @@ def _split_metrics(samples: Sequence[dict]) -> dict[str, float]:
         "precision": 100 * precision,
         "recall": 100 * recall,
         "f1": 100 * f1,
-        "yes_ratio": 100 * sum(s["pred"] == "yes" for s in samples) / n,
+        "yes_ratio": 100 * sum(c for (pred, _), c in counts.items() if pred == "yes") / n,
     }
 
 
+_KEY = itemgetter("split", "pred", "label")
+
+
 def aggregate(samples: Sequence[dict]) -> dict[str, float]:
-    per_split = {}
-    for split in SPLITS:
-        in_split = [s for s in samples if s["split"] == split]
-        if in_split:
-            per_split[split] = _split_metrics(in_split)
+    # One pass of counting: the bootstrap calls this 1,000 times per cell on thousands of samples.
+    counts: dict[str, Counter] = {}
+    for (split, pred, label), count in Counter(map(_KEY, samples)).items():
+        counts.setdefault(split, Counter())[pred, label] = count
+    per_split = {split: _split_metrics(counts[split]) for split in SPLITS if split in counts}
     metrics: dict[str, float] = {}
     for key in ("f1", "accuracy", "precision", "recall", "yes_ratio"):
         metrics[key] = mean([m[key] for m in per_split.values()])

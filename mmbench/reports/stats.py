@@ -29,7 +29,10 @@ def _strata(samples: Sequence[dict]) -> list[list[int]]:
 
 
 def _resample_indices(strata: list[list[int]], rng: random.Random) -> list[int]:
-    return [group[rng.randrange(len(group))] for group in strata for _ in group]
+    # rng._randbelow(n) is what rng.randrange(n) returns for n > 0 (the same stream, so the same
+    # intervals), without randrange's argument handling, a fifth of a report's time.
+    below = rng._randbelow
+    return [group[below(len(group))] for group in strata for _ in group]
 
 
 def _percentile(values: list[float], q: float) -> float:
