@@ -40,12 +40,19 @@ def world_pretrain(
     out: Optional[Path] = typer.Option(None, "--out", help="model folder to write (default: the shipped "
                                                            "base, mmbench/world/base_model)"),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: every core)"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N | auto (a GPU build takes minutes "
+                                                       "and is not bit-identical to the CPU one)"),
 ) -> None:
     """Pre-train the world's tiny LLaVA from scratch (resumable: rerun the same command)."""
+    from mmbench.harness.checkpoint import resolve_device
     from mmbench.world.paths import BASE_MODEL_DIR
     from mmbench.world.recipe import pretrain_base
 
-    print(f"model: {pretrain_base(out or BASE_MODEL_DIR, seed=seed, steps=steps, threads=threads)}")
+    options = {"seed": seed, "steps": steps, "threads": threads}
+    device = resolve_device(device)  # an unusable device fails here, before the world is built
+    if device != "cpu":
+        options["device"] = device
+    print(f"model: {pretrain_base(out or BASE_MODEL_DIR, **options)}")
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Preference sources: inspect one, or convert it to mmbench's JSONL.")

@@ -247,6 +247,8 @@ CASES = [
     # world
     ("world-build-out-is-file", "world build --small --out {in}/afile", 2, "file"),
     ("world-pretrain-steps-too-few", "world pretrain --steps 1 --out {out}/m", 2, "--steps"),
+    ("world-pretrain-no-cuda", "world pretrain --device cuda:0 --out {out}/m", 2, "CUDA is not available"),
+    ("world-pretrain-unknown-device", "world pretrain --device gpu --out {out}/m", 2, "unknown device"),
     ("world-build-seed-text", "world build --seed abc", 2, "--seed"),
     # data
     ("data-inspect-missing", "data inspect {in}/no_prefs.jsonl", 2, "not found"),

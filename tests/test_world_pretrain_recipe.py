@@ -30,6 +30,7 @@ def test_recipe_runs_every_stage_and_writes_a_marked_half_precision_model(small_
     marker = json.loads((out / "world_model.json").read_text())
     assert marker["recipe"] == "world-tiny-llava" and marker["seed"] == 0 and marker["steps"] == 9
     assert marker["world_version"] == WORLD_VERSION and [s["steps"] for s in marker["stages"]] == stage_steps(9)
+    assert "device" not in marker  # CPU builds keep the marker they had before GPU builds were recorded
     log = [json.loads(line) for line in (out / "pretrain_log.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in log if r["step"] == 1] == [s.name for s in STAGES]
     # Auxiliary losses run where the stage asks for them, and never in the last stage.
@@ -78,7 +79,11 @@ def test_cli_passes_its_options_to_the_recipe(monkeypatch, tmp_path):
     result = CliRunner().invoke(app, ["world", "pretrain", "--steps", "30", "--seed", "3", "--out",
                                       str(tmp_path / "m"), "--threads", "1"])
     assert result.exit_code == 0, result.output
-    assert calls == [(tmp_path / "m", {"seed": 3, "steps": 30, "threads": 1})]
+    assert calls == [(tmp_path / "m", {"seed": 3, "steps": 30, "threads": 1})]  # CPU: the recipe's default
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    result = CliRunner().invoke(app, ["world", "pretrain", "--out", str(tmp_path / "g"), "--device", "cuda:1"])
+    assert result.exit_code == 0, result.output
+    assert calls[-1] == (tmp_path / "g", {"seed": 0, "steps": 2600, "threads": 0, "device": "cuda:1"})
 
 
 @pytest.mark.skipif(not (BASE_MODEL_DIR / "config.json").exists(), reason="no shipped base model")

@@ -207,6 +207,10 @@ def pretrain_base(out: str | Path, *, seed: int = DEFAULT_SEED, steps: int = DEF
               "world_seed": world.get("seed"), "world_size": world.get("size"), "model": model or {},
               # The SFT set's bytes: a world rebuilt otherwise (new kinds, say) never resumes old stages.
               "sft_sha256": file_sha256(world_dir / "sft" / "train.jsonl")}
+    if torch.device(device).type != "cpu":
+        # A GPU build is not bit-identical to the CPU one: neither stands in for the other (CPU
+        # markers keep their old form, so folders built before this key existed stay finished).
+        marker["device"] = torch.device(device).type
     if _same_run(out, marker):
         return out  # already built with these settings
     if out.exists() and not (out / "config.json").exists() and any(out.iterdir()):
