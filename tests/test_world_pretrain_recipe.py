@@ -122,3 +122,51 @@ def test_a_half_done_run_never_resumes_on_a_world_whose_sft_set_changed(small_wo
     sft.write_text(sft.read_text().replace("circle", "ring"))
     with pytest.raises(MmbenchError, match="other settings"):
         pretrain_base(tmp_path / "base", steps=9, world_dir=changed, batch_size=4, progress=False, model=TINY)
+
+
+def test_length_sorted_micro_batches_give_the_batch_gradient(small_world, tmp_path):
+    """`length_chunks` splits a step's batch by length to cut padding; the answer loss and both
+    auxiliary losses are weighted so the micro-batches add up to the whole batch's gradient."""
+    import torch
+
+    from mmbench.world.pretrain import _train_step
+    from mmbench.world.recipe import _initial_model
+
+    init = _initial_model(small_world, tmp_path / "init", 0, TINY)
+    examples = SftExamples(small_world)
+    config = json.loads((init / "config.json").read_text())
+    # Questions naming one kind (the binding loss's rows) and captions (long), in one batch.
+    idx = list(range(0, 48, 3))
+    batch = [examples[i] for i in idx]
+    lengths = {len(response.split()) for _, _, response in batch}
+    assert min(lengths) <= 2 and max(lengths) >= 10
+
+    class Recorder:  # stands in for the optimizer: keeps the gradient it is asked to apply
+        def __init__(self, params):
+            self.param_groups = [{"params": params}]
+
+        def zero_grad(self, set_to_none=True):
+            for p in self.param_groups[0]["params"]:
+                p.grad = None
+
+        def step(self):
+            self.grads = [None if p.grad is None else p.grad.clone() for p in self.param_groups[0]["params"]]
+
+    results = {}
+    for chunks in (1, 2, 3):
+        lm = load_model(init, dtype="float32", device="cpu")
+        lm.model.train()
+        aux = PatchAux(examples, config["text_config"]["hidden_size"], config["image_token_index"], 1.0, 1.0)
+        assert any(aux._targets(i)[1] for i in idx) and not all(aux._targets(i)[1] for i in idx)
+        params = [p for p in lm.model.parameters() if p.requires_grad] + list(aux.head.parameters())
+        recorder = Recorder(params)
+        loss, extra = _train_step(lm, recorder, batch, idx, {}, 0.0, aux, chunks)
+        results[chunks] = (loss, extra, recorder.grads)
+    for chunks in (2, 3):
+        loss, extra, grads = results[chunks]
+        assert loss == pytest.approx(results[1][0], rel=1e-5) and extra == pytest.approx(results[1][1], rel=1e-5)
+        assert sum(g is not None for g in grads) > len(grads) // 2
+        for got, want in zip(grads, results[1][2]):
+            assert (got is None) == (want is None)
+            if got is not None:
+                torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
