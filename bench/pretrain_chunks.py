@@ -1,6 +1,6 @@
 """Steps per second of the world recipe's training loop with each batch run whole
-(`length_chunks=1`, the recipe before version 3) against two length-sorted micro-batches (2, the
-recipe's default now): the same gradient up to rounding, less padding.
+(`length_chunks=1`, what the recipe uses) against two length-sorted micro-batches (2): the same
+gradient up to rounding, less padding (docs/base_model.md says why the recipe keeps whole batches).
 
     python bench/pretrain_chunks.py [--steps 40] [--repeat 2] [--chunks 2]
 
