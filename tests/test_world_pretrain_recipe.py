@@ -124,6 +124,7 @@ def test_a_half_done_run_never_resumes_on_a_world_whose_sft_set_changed(small_wo
         pretrain_base(tmp_path / "base", steps=9, world_dir=changed, batch_size=4, progress=False, model=TINY)
 
 
+@pytest.mark.slow  # three tiny-model steps with both auxiliary losses (~7 s)
 def test_length_sorted_micro_batches_give_the_batch_gradient(small_world, tmp_path):
     """`length_chunks` splits a step's batch by length to cut padding; the answer loss and both
     auxiliary losses are weighted so the micro-batches add up to the whole batch's gradient."""
