@@ -12,7 +12,8 @@ from PIL import Image, ImageDraw
 from mmbench.errors import MmbenchError
 from mmbench.harness.model import load_model
 from mmbench.world import pretrain as pretrain_mod
-from mmbench.world.pretrain import PretrainConfig, _batch_indices, _freeze_unused, _fresh_model, pretrain
+from mmbench.world.pretrain import PretrainConfig, _freeze_unused, _fresh_model, pretrain
+from mmbench.world.pretrain_step import _batch_indices
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 180, 30), "blue": (30, 30, 220), "yellow": (230, 210, 20)}
 SMALL = {"vision_width": 32, "vision_layers": 2, "text_width": 32, "text_layers": 2, "heads": 2}

@@ -130,7 +130,7 @@ def test_length_sorted_micro_batches_give_the_batch_gradient(small_world, tmp_pa
     auxiliary losses are weighted so the micro-batches add up to the whole batch's gradient."""
     import torch
 
-    from mmbench.world.pretrain import _train_step
+    from mmbench.world.pretrain_step import _train_step
     from mmbench.world.recipe import _initial_model
 
     init = _initial_model(small_world, tmp_path / "init", 0, TINY)
